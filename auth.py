@@ -1,0 +1,58 @@
+"""Who is calling: `Token <SECRET>` is the service identity (the all-zero user), `Bearer <token>` a user."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from uuid import UUID
+
+from starlette.requests import Request
+
+from codegen.schema import SERVICE_USER_ID
+from database import Database
+
+SERVICE_USER = UUID(SERVICE_USER_ID)
+
+
+class Unauthorized(Exception):
+    pass
+
+
+def hash_token(token: str) -> str:
+    # Tokens are 256 random bits, so a plain sha256 is enough to make a stolen table useless.
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def new_token() -> str:
+    return secrets.token_urlsafe(32)
+
+
+async def issue_token(db: Database, username: str, token: str | None = None) -> str:
+    """Creates the user if needed and stores a new token for them; returns the token (shown once)."""
+    user = await db.upsert_user(username=username)
+    assert user is not None
+    token = token or new_token()
+    await db.insert_user_token(token_hash=hash_token(token), user=user["id"])
+    return token
+
+
+async def user_of(request: Request) -> UUID:
+    """The caller's user id; raises Unauthorized when the credentials are missing or wrong."""
+    scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+    credentials = credentials.strip()
+    if not credentials:
+        raise Unauthorized("credentials required: send `Authorization: Bearer <token>`")
+    scheme = scheme.lower()
+    if scheme == "token":
+        secret = request.app.state.settings.secret
+        if secret and hmac.compare_digest(credentials.encode(), secret.encode()):
+            return SERVICE_USER
+        raise Unauthorized("invalid service token")
+    if scheme == "bearer":
+        token_hash = hash_token(credentials)
+        row = await request.app.state.db.get_user_by_token(token_hash=token_hash)
+        if row is not None and hmac.compare_digest(row["token_hash"], token_hash):
+            return row["id"]
+        raise Unauthorized("invalid bearer token")
+    raise Unauthorized("unsupported authorization scheme: use Bearer (or Token for the service)")

@@ -1,0 +1,231 @@
+"""GA4GH DRS 1.5: service-info, objects, access URLs, bulk requests and PWB's byte route."""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+from uuid import UUID
+
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+import download
+import links
+from database import Row
+from payload import read_json
+from settings import Settings
+
+OBJECT_ID = re.compile(r"^[A-Za-z0-9._~-]+$")
+ACCESS_IDS = ("https",)
+VERSION = "0.1.0"
+AUTHORIZATIONS = {"supported_types": ["None"]}
+
+
+def parse_id(object_id: Any) -> UUID | None:
+    """The uuid behind a DRS id; None for a well-formed id that cannot exist. Raises 400 for a malformed one."""
+    if not isinstance(object_id, str) or not OBJECT_ID.match(object_id):
+        raise HTTPException(400, "malformed object id: ids use only A-Z a-z 0-9 . _ ~ -")
+    try:
+        return UUID(object_id)
+    except ValueError:
+        return None
+
+
+async def object_or_404(request: Request) -> Row:
+    id = parse_id(request.path_params["object_id"])
+    row = None if id is None else await request.app.state.db.get_drs_object(id=id)
+    if row is None:
+        raise HTTPException(404, f"no object {request.path_params['object_id']}")
+    return row
+
+
+def access_id_or_404(request: Request) -> str:
+    access_id = request.path_params["access_id"]
+    if access_id not in ACCESS_IDS:
+        raise HTTPException(404, f"no access method {access_id!r}: this server offers {', '.join(ACCESS_IDS)}")
+    return access_id
+
+
+def parse_expand(value: Any) -> bool:
+    if value is None or isinstance(value, bool):
+        return bool(value)
+    if isinstance(value, str) and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    raise HTTPException(400, "expand must be true or false")
+
+
+def drs_object(settings: Settings, row: Row) -> dict[str, Any]:
+    checksums = [{"checksum": row["sha256"], "type": "sha-256"}]
+    if row["md5"]:
+        checksums.append({"checksum": row["md5"], "type": "md5"})
+    created = links.iso(row["created"])
+    return {
+        "id": str(row["id"]),
+        "name": row["filename"],
+        "self_uri": links.drs_uri(settings, row["id"]),
+        "size": row["size"],
+        "created_time": created,
+        "updated_time": created,
+        "mime_type": download.content_type(row["filename"]),
+        "checksums": checksums,
+        "access_methods": [
+            {"type": "https", "access_id": "https", "access_url": {"url": links.data_url(settings, row["id"])}}
+        ],
+    }
+
+
+def service_id(settings: Settings) -> str:
+    host = settings.drs_host.split(":")[0]
+    return ".".join(reversed(host.split("."))) + ".drs"
+
+
+async def get_service_info(request: Request) -> Response:
+    """Describes this DRS service."""
+    settings = request.app.state.settings
+    return JSONResponse(
+        {
+            "id": service_id(settings),
+            "name": "drsbox",
+            "type": {"group": "org.ga4gh", "artifact": "drs", "version": "1.5.0"},
+            "description": "drsbox: a small file store with a GA4GH DRS API",
+            "organization": {"name": "drsbox", "url": settings.public_url},
+            "version": VERSION,
+            "maxBulkRequestLength": settings.drs_max_bulk,
+            "drs": {"maxBulkRequestLength": settings.drs_max_bulk},
+        }
+    )
+
+
+async def get_object(request: Request) -> Response:
+    """One object's metadata (GET, or POST with `expand`/`passports` in the body)."""
+    if request.method == "POST":
+        parse_expand((await read_json(request, required=False)).get("expand"))
+    else:
+        parse_expand(request.query_params.get("expand"))
+    row = await object_or_404(request)
+    return JSONResponse(drs_object(request.app.state.settings, row))
+
+
+async def options_object(request: Request) -> Response:
+    """How to authorize requests for one object: objects are public."""
+    row = await object_or_404(request)
+    return JSONResponse({"drs_object_id": str(row["id"]), **AUTHORIZATIONS})
+
+
+async def get_access_url(request: Request) -> Response:
+    """The URL that serves an object's bytes."""
+    if request.method == "POST":
+        await read_json(request, required=False)
+    row = await object_or_404(request)
+    access_id_or_404(request)
+    return JSONResponse({"url": links.data_url(request.app.state.settings, row["id"])})
+
+
+async def get_object_data(request: Request) -> Response:
+    """PWB's byte route: the object's bytes, with Range, conditional requests and HEAD."""
+    row = await object_or_404(request)
+    return await download.blob_response(request, row, request.app.state.storage)
+
+
+def bulk_ids(request: Request, values: Any, field: str) -> list[Any]:
+    if not isinstance(values, list) or not values:
+        raise HTTPException(400, f"{field} must be a non-empty list")
+    limit = request.app.state.settings.drs_max_bulk
+    if len(values) > limit:
+        raise HTTPException(413, f"{field} has {len(values)} items; the limit is {limit}")
+    return values
+
+
+async def resolve(request: Request, ids: list[Any]) -> tuple[dict[str, Row], list[dict[str, Any]]]:
+    """Rows of the ids that exist (one query for all) and the unresolved ones grouped by error code."""
+    malformed, parsed = [], {}
+    for object_id in ids:
+        try:
+            id = parse_id(object_id)
+        except HTTPException:
+            malformed.append(object_id)
+            continue
+        parsed[object_id] = id
+    rows = await request.app.state.db.list_drs_objects(ids=[id for id in parsed.values() if id is not None])
+    by_id = {row["id"]: row for row in rows}
+    found = {object_id: by_id[id] for object_id, id in parsed.items() if id in by_id}
+    missing = [object_id for object_id in parsed if object_id not in found]
+    unresolved = [{"error_code": code, "object_ids": ids} for code, ids in ((400, malformed), (404, missing)) if ids]
+    return found, unresolved
+
+
+def summary(requested: int, resolved: int) -> dict[str, int]:
+    return {"requested": requested, "resolved": resolved, "unresolved": requested - resolved}
+
+
+async def post_bulk_objects(request: Request) -> Response:
+    """Metadata of several objects at once."""
+    body = await read_json(request)
+    parse_expand(body.get("expand", request.query_params.get("expand")))
+    ids = bulk_ids(request, body.get("bulk_object_ids"), "bulk_object_ids")
+    found, unresolved = await resolve(request, ids)
+    settings = request.app.state.settings
+    return JSONResponse(
+        {
+            "summary": summary(len(ids), len(found)),
+            "resolved_drs_object": [drs_object(settings, row) for row in found.values()],
+            "unresolved_drs_objects": unresolved,
+        }
+    )
+
+
+async def options_bulk_objects(request: Request) -> Response:
+    """How to authorize requests for several objects."""
+    ids = bulk_ids(request, (await read_json(request)).get("bulk_object_ids"), "bulk_object_ids")
+    found, unresolved = await resolve(request, ids)
+    return JSONResponse(
+        {
+            "summary": summary(len(ids), len(found)),
+            "resolved_drs_object": [{"drs_object_id": str(row["id"]), **AUTHORIZATIONS} for row in found.values()],
+            "unresolved_drs_objects": unresolved,
+        }
+    )
+
+
+async def post_bulk_access(request: Request) -> Response:
+    """Access URLs for several (object, access id) pairs."""
+    items = bulk_ids(request, (await read_json(request)).get("bulk_object_access_ids"), "bulk_object_access_ids")
+    if not all(isinstance(item, dict) and isinstance(item.get("bulk_access_ids"), list) for item in items):
+        raise HTTPException(400, "each bulk_object_access_ids item needs bulk_object_id and bulk_access_ids")
+    found, unresolved = await resolve(request, [item.get("bulk_object_id") for item in items])
+    settings = request.app.state.settings
+    urls, bad_access = [], []
+    for item in items:
+        row = found.get(item.get("bulk_object_id"))
+        if row is None:
+            continue
+        for access_id in item["bulk_access_ids"]:
+            if access_id in ACCESS_IDS:
+                url = links.data_url(settings, row["id"])
+                urls.append({"drs_object_id": str(row["id"]), "drs_access_id": access_id, "url": url})
+            else:
+                bad_access.append(item["bulk_object_id"])
+    if bad_access:
+        unresolved.append({"error_code": 404, "object_ids": bad_access})
+    return JSONResponse(
+        {
+            "summary": summary(len(items), len(found) - len(set(bad_access))),
+            "resolved_drs_object_access_urls": urls,
+            "unresolved_drs_objects": unresolved,
+        }
+    )
+
+
+# /objects/access must come before /objects/{object_id}, or it would be read as an object id.
+routes = [
+    Route("/service-info", get_service_info, methods=["GET"], name="drs_service_info"),
+    Route("/objects/access", post_bulk_access, methods=["POST"], name="drs_bulk_access"),
+    Route("/objects", post_bulk_objects, methods=["POST"], name="drs_bulk_objects"),
+    Route("/objects", options_bulk_objects, methods=["OPTIONS"], name="drs_bulk_options"),
+    Route("/objects/{object_id}", get_object, methods=["GET", "POST"], name="drs_object"),
+    Route("/objects/{object_id}", options_object, methods=["OPTIONS"], name="drs_object_options"),
+    Route("/objects/{object_id}/access/https/data", get_object_data, methods=["GET"], name="drs_object_data"),
+    Route("/objects/{object_id}/access/{access_id}", get_access_url, methods=["GET", "POST"], name="drs_access"),
+]

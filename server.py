@@ -1,0 +1,99 @@
+"""drsbox: `create_app(...)` wires the app; `python server.py` serves it, `python server.py create-token NAME`
+prints a new API token."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.routing import Mount
+
+import auth
+import errors
+import settings as settings_module
+import storage as storage_module
+from database import Database, open_database
+from memdb import MemoryDatabase
+from routes import drs, files, health, uploads
+from settings import Settings
+
+logger = logging.getLogger("drsbox")
+
+DEV_USERNAME = "dev"
+
+
+def create_app(
+    settings: Settings, db: Database | None = None, storage: storage_module.Storage | None = None
+) -> Starlette:
+    """The ASGI app. Resources not given are opened from the settings at start-up (tests inject theirs)."""
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        opened_db = app.state.db is None
+        if opened_db:
+            app.state.db = await open_database(settings.database_url)
+        if app.state.storage is None:
+            app.state.storage = storage_module.open_storage(settings.ufs_storage, fsync=settings.ufs_fsync)
+        if opened_db and isinstance(app.state.db, MemoryDatabase):
+            token = await auth.issue_token(app.state.db, DEV_USERNAME, settings.dev_token)
+            # Memory mode is for development: print a working credential rather than make people create one.
+            print(f"drsbox: in-memory database; development token: Authorization: Bearer {token}", flush=True)
+        try:
+            yield
+        finally:
+            await app.state.storage.close()
+            if opened_db:
+                await app.state.db.close()
+
+    routes = [
+        *health.routes,
+        *files.routes,
+        *uploads.routes,
+        Mount("/ga4gh/drs/v1", routes=drs.routes),
+        Mount("/api/ga4gh/drs/v1", routes=drs.routes),
+    ]
+    app = Starlette(routes=routes, exception_handlers=errors.HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
+    app.state.settings = settings
+    app.state.db = db
+    app.state.storage = storage
+    return app
+
+
+async def create_token(settings: Settings, username: str) -> str:
+    db = await open_database(settings.database_url)
+    try:
+        return await auth.issue_token(db, username)
+    finally:
+        await db.close()
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python server.py", description="drsbox file store")
+    commands = parser.add_subparsers(dest="command")
+    commands.add_parser("serve", help="run the server (the default)")
+    token_command = commands.add_parser("create-token", help="create USERNAME if needed and print a new token")
+    token_command.add_argument("username")
+    args = parser.parse_args(argv)
+    settings = settings_module.load()
+    if args.command == "create-token":
+        if not settings.database_url:
+            print("create-token needs DATABASE_URL: in-memory tokens vanish with the process", file=sys.stderr)
+            return 2
+        print(asyncio.run(create_token(settings, args.username)))
+        return 0
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
+    )
+    return 0
+
+
+app = create_app(settings_module.load())
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,240 @@
+"""The ufs-style storage layer: blobs stored flat at `<root>/<sha256>`, written atomically.
+
+A backend is a small class with the methods of `Storage`; `open_storage(UFS_STORAGE)` picks one.
+Routes only ever name blobs by sha256, so a client's filename can never become a path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import re
+import uuid
+from collections.abc import AsyncIterator
+from pathlib import Path
+from urllib.parse import unquote, urlsplit
+
+import aiofiles
+import aiofiles.os
+
+READ_CHUNK = 1 << 20
+KEY = re.compile(r"^[0-9a-f]{64}$")
+
+
+class BlobNotFound(Exception):
+    pass
+
+
+class StorageUnavailable(Exception):
+    """The store cannot be reached or refuses us (credentials, missing bucket, full disk)."""
+
+
+def check_key(key: str) -> str:
+    if not KEY.match(key):
+        raise ValueError(f"not a sha256 blob key: {key!r}")
+    return key
+
+
+class BlobWriter:
+    """A temporary object that becomes the blob `<key>` on commit, or vanishes on abort."""
+
+    async def write(self, data: bytes | bytearray) -> None:
+        raise NotImplementedError
+
+    async def commit(self, key: str) -> None:
+        raise NotImplementedError
+
+    async def abort(self) -> None:
+        raise NotImplementedError
+
+
+class Storage:
+    url: str
+
+    async def writer(self) -> BlobWriter:
+        raise NotImplementedError
+
+    async def size(self, key: str) -> int | None:
+        """The blob's size, or None when there is no such blob."""
+        raise NotImplementedError
+
+    def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        """Streams bytes [start, end) of the blob."""
+        raise NotImplementedError
+
+    async def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    async def check(self) -> None:
+        """Raises StorageUnavailable unless the store can be written."""
+        raise NotImplementedError
+
+    async def close(self) -> None:
+        pass
+
+
+class LocalWriter(BlobWriter):
+    def __init__(self, root: Path, fsync: bool) -> None:
+        self.root = root
+        self.fsync = fsync
+        self.path = root / ".tmp" / f"{uuid.uuid4().hex}.part"
+        self.file: aiofiles.threadpool.binary.AsyncBufferedIOBase | None = None
+
+    async def open(self) -> None:
+        try:
+            self.file = await aiofiles.open(self.path, "xb", buffering=0)
+        except OSError as error:
+            raise StorageUnavailable(f"cannot create a temporary file in {self.root}: {error.strerror}") from error
+
+    async def write(self, data: bytes | bytearray) -> None:
+        assert self.file is not None
+        try:
+            await self.file.write(data)
+        except OSError as error:
+            raise StorageUnavailable(f"cannot write to {self.root}: {error.strerror}") from error
+
+    async def commit(self, key: str) -> None:
+        assert self.file is not None
+        target = self.root / check_key(key)
+        try:
+            if self.fsync:
+                await asyncio.to_thread(os.fsync, self.file.fileno())
+            await self.file.close()
+            # link() never replaces: an existing blob is left as it is and our copy is dropped.
+            await aiofiles.os.link(self.path, target)
+            if self.fsync:
+                await asyncio.to_thread(fsync_dir, self.root)
+        except FileExistsError:
+            pass
+        except OSError as error:
+            await self.abort()
+            raise StorageUnavailable(f"cannot store {key} in {self.root}: {error.strerror}") from error
+        await self.abort()
+
+    async def abort(self) -> None:
+        if self.file is not None and not self.file.closed:
+            await self.file.close()
+        try:
+            await aiofiles.os.unlink(self.path)
+        except FileNotFoundError:
+            pass
+
+
+def fsync_dir(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStorage(Storage):
+    def __init__(self, root: str | Path, fsync: bool = True) -> None:
+        self.root = Path(root).resolve()
+        self.url = f"file://{self.root}"
+        self.fsync = fsync
+
+    async def writer(self) -> BlobWriter:
+        await self.check()
+        writer = LocalWriter(self.root, self.fsync)
+        await writer.open()
+        return writer
+
+    async def size(self, key: str) -> int | None:
+        try:
+            return (await aiofiles.os.stat(self.root / check_key(key))).st_size
+        except FileNotFoundError:
+            return None
+        except OSError as error:
+            raise StorageUnavailable(f"cannot read {self.root}: {error.strerror}") from error
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        path = self.root / check_key(key)
+        try:
+            file = await aiofiles.open(path, "rb", buffering=0)
+        except FileNotFoundError as error:
+            raise BlobNotFound(key) from error
+        except OSError as error:
+            raise StorageUnavailable(f"cannot read {self.root}: {error.strerror}") from error
+        try:
+            await file.seek(start)
+            remaining = None if end is None else end - start
+            while remaining is None or remaining > 0:
+                chunk = await file.read(READ_CHUNK if remaining is None else min(READ_CHUNK, remaining))
+                if not chunk:
+                    break
+                if remaining is not None:
+                    remaining -= len(chunk)
+                yield chunk
+        finally:
+            await file.close()
+
+    async def delete(self, key: str) -> None:
+        try:
+            await aiofiles.os.unlink(self.root / check_key(key))
+        except FileNotFoundError:
+            pass
+
+    async def check(self) -> None:
+        try:
+            await aiofiles.os.makedirs(self.root / ".tmp", exist_ok=True)
+            if not os.access(self.root, os.W_OK):
+                raise StorageUnavailable(f"{self.root} is not writable")
+        except OSError as error:
+            raise StorageUnavailable(f"cannot use {self.root}: {error.strerror}") from error
+
+
+class MemoryWriter(BlobWriter):
+    def __init__(self, blobs: dict[str, bytes]) -> None:
+        self.blobs = blobs
+        self.data = bytearray()
+
+    async def write(self, data: bytes | bytearray) -> None:
+        self.data += data
+
+    async def commit(self, key: str) -> None:
+        self.blobs.setdefault(check_key(key), bytes(self.data))
+        self.data = bytearray()
+
+    async def abort(self) -> None:
+        self.data = bytearray()
+
+
+class MemoryStorage(Storage):
+    url = "memory://"
+
+    def __init__(self) -> None:
+        self.blobs: dict[str, bytes] = {}
+
+    async def writer(self) -> BlobWriter:
+        return MemoryWriter(self.blobs)
+
+    async def size(self, key: str) -> int | None:
+        blob = self.blobs.get(check_key(key))
+        return None if blob is None else len(blob)
+
+    async def read(self, key: str, start: int = 0, end: int | None = None) -> AsyncIterator[bytes]:
+        blob = self.blobs.get(check_key(key))
+        if blob is None:
+            raise BlobNotFound(key)
+        view = memoryview(blob)[start:end]
+        for offset in range(0, len(view), READ_CHUNK):
+            yield bytes(view[offset : offset + READ_CHUNK])
+
+    async def delete(self, key: str) -> None:
+        self.blobs.pop(check_key(key), None)
+
+    async def check(self) -> None:
+        pass
+
+
+def open_storage(spec: str, fsync: bool = True) -> Storage:
+    """A backend for a UFS_STORAGE value: a path, a file:// URL or memory://."""
+    parts = urlsplit(spec)
+    if parts.scheme == "memory":
+        return MemoryStorage()
+    if parts.scheme == "file":
+        return LocalStorage(unquote(parts.path), fsync=fsync)
+    if parts.scheme == "" or len(parts.scheme) == 1:  # a plain path (or a Windows drive letter)
+        return LocalStorage(spec, fsync=fsync)
+    raise ValueError(f"UFS_STORAGE: unsupported storage {spec!r} (use a path, file://... or memory://)")
