@@ -78,7 +78,13 @@ class MemoryDatabase:
         if id is None:
             id = uuid.uuid4()
             self.user_upload_by_key[key] = id
-            self.user_uploads[id] = {"id": id, "user": user, "upload": upload_id, "filename": filename, "created": now()}
+            self.user_uploads[id] = {
+                "id": id,
+                "user": user,
+                "upload": upload_id,
+                "filename": filename,
+                "created": now(),
+            }
         return self._complete(self.user_uploads[id])
 
     async def get_user_upload(self, *, id: UUID, user: UUID) -> Row | None:

@@ -8,7 +8,7 @@ from uuid import UUID
 
 import asyncpg
 
-from database import ForeignKeyViolation, Row, UniqueViolation, Unavailable, load_queries
+from database import ForeignKeyViolation, Row, Unavailable, UniqueViolation, load_queries
 
 QUERIES = load_queries()
 
@@ -40,7 +40,13 @@ class PostgresDatabase:
             raise UniqueViolation(str(error)) from error
         except asyncpg.ForeignKeyViolationError as error:
             raise ForeignKeyViolation(str(error)) from error
-        except (OSError, TimeoutError, asyncpg.InterfaceError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as error:
+        except (
+            OSError,
+            TimeoutError,
+            asyncpg.InterfaceError,
+            asyncpg.PostgresConnectionError,
+            asyncpg.CannotConnectNowError,
+        ) as error:
             raise Unavailable(str(error)) from error
 
     async def get_now(self) -> Row | None:

@@ -14,7 +14,7 @@ TARGET = Path(__file__).resolve().parent.parent / "db" / "migrations" / "00_init
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m codegen")
     commands = parser.add_subparsers(dest="command", required=True)
-    sql_command = commands.add_parser("sql", help=f"render the schema into {TARGET.relative_to(Path.cwd())}")
+    sql_command = commands.add_parser("sql", help="render the schema into db/migrations/00_init.sql")
     sql_command.add_argument("--check", action="store_true", help="exit 1 when the committed file is stale")
     args = parser.parse_args(argv)
     text = sql.render()

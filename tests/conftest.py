@@ -13,6 +13,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import postgres  # noqa: E402
+
 import storage  # noqa: E402
 from auth import issue_token  # noqa: E402
 from codegen.schema import SEED, TABLES  # noqa: E402
@@ -32,8 +33,8 @@ def anyio_backend() -> str:
 
 @pytest.fixture(scope="session")
 def pg_url() -> Iterator[str]:
-    with postgres.cluster() as url:
-        yield url
+    with postgres.cluster() as pg:
+        yield pg.url()
 
 
 async def reset(url: str) -> None:

@@ -53,7 +53,9 @@ def test_query_files_have_headers_and_end_with_a_semicolon() -> None:
 
 
 async def add(db: Database, user: uuid.UUID, sha: str = SHA, filename: str = "a.txt", size: int = 3) -> dict:
-    row = await db.upsert_user_upload(user=user, url=f"storage://{sha}", sha256=sha, size=size, md5="m", filename=filename)
+    row = await db.upsert_user_upload(
+        user=user, url=f"storage://{sha}", sha256=sha, size=size, md5="m", filename=filename
+    )
     assert row is not None
     return row
 

@@ -40,9 +40,10 @@ async def test_put_then_read_whole_and_ranges(store: storage.Storage) -> None:
     assert await store.size(key) == len(data)
     assert await read_all(store, key) == data
     assert await read_all(store, key, 10, 20) == data[10:20]
-    assert await read_all(store, key, storage.READ_CHUNK - 1, 2 * storage.READ_CHUNK + 1) == data[
-        storage.READ_CHUNK - 1 : 2 * storage.READ_CHUNK + 1
-    ]
+    assert (
+        await read_all(store, key, storage.READ_CHUNK - 1, 2 * storage.READ_CHUNK + 1)
+        == data[storage.READ_CHUNK - 1 : 2 * storage.READ_CHUNK + 1]
+    )
     assert await read_all(store, key, len(data) - 1) == data[-1:]
     assert leftovers(store) == []
 

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-
 from conftest import SECRET
+
 from database import Database
 from memdb import MemoryDatabase
 
@@ -86,7 +86,7 @@ async def test_multipart_upload_keys_records_by_field_with_several_files_each(
     assert sorted(body) == ["extra", "file"]
     assert [record["filename"] for record in body["file"]] == ["one.csv", "two.bin"]
     for (_, (name, data, _)), record in zip(files, body["file"] + body["extra"], strict=True):
-        assert set(record) == {"url", "filename", "sha256", "size"}
+        assert set(record) == {"url", "filename", "sha256", "size"} and record["filename"] == name
         assert record["sha256"] == hashlib.sha256(data).hexdigest() and record["size"] == len(data)
         assert record["url"].startswith("drs://drs.test:3000/")
         assert (tmp_path / "ufs" / record["sha256"]).read_bytes() == data
@@ -106,8 +106,12 @@ async def test_service_token_uploads_as_the_all_zero_user(client: httpx.AsyncCli
 )
 async def test_missing_or_wrong_credentials_get_401_json(client: httpx.AsyncClient, headers: dict) -> None:
     client.headers.pop("Authorization")
-    for method, url in [("POST", "/api/v1/uploads?filename=a"), ("GET", "/api/v1/uploads"), ("POST", UPLOAD),
-                        ("GET", "/api/db/user/uploads")]:
+    for method, url in [
+        ("POST", "/api/v1/uploads?filename=a"),
+        ("GET", "/api/v1/uploads"),
+        ("POST", UPLOAD),
+        ("GET", "/api/db/user/uploads"),
+    ]:
         response = await client.request(method, url, headers=headers, content=b"x")
         assert response.status_code == 401
         assert response.json()["status_code"] == 401 and response.json()["msg"]
@@ -157,15 +161,23 @@ BAD_BODIES = {
     "wrong boundary": ("multipart/form-data; boundary=other", multipart_body("xyz", FILE_PART)),
     "truncated": ("multipart/form-data; boundary=xyz", multipart_body("xyz", FILE_PART, end=False)),
     "garbage": ("multipart/form-data; boundary=xyz", b"this is not multipart at all"),
-    "no file part": ("multipart/form-data; boundary=xyz",
-                     multipart_body("xyz", b'Content-Disposition: form-data; name="a"\r\n\r\nb')),
+    "no file part": (
+        "multipart/form-data; boundary=xyz",
+        multipart_body("xyz", b'Content-Disposition: form-data; name="a"\r\n\r\nb'),
+    ),
     "no disposition": ("multipart/form-data; boundary=xyz", multipart_body("xyz", b"X-Other: 1\r\n\r\nhello")),
-    "empty filename": ("multipart/form-data; boundary=xyz",
-                       multipart_body("xyz", b'Content-Disposition: form-data; name="file"; filename=""\r\n\r\nhi')),
-    "nul filename": ("multipart/form-data; boundary=xyz",
-                     multipart_body("xyz", b'Content-Disposition: form-data; name="file"; filename="a\x00b"\r\n\r\n')),
-    "latin-1 filename": ("multipart/form-data; boundary=xyz",
-                         multipart_body("xyz", b'Content-Disposition: form-data; name="file"; filename="\xe9"\r\n\r\n')),
+    "empty filename": (
+        "multipart/form-data; boundary=xyz",
+        multipart_body("xyz", b'Content-Disposition: form-data; name="file"; filename=""\r\n\r\nhi'),
+    ),
+    "nul filename": (
+        "multipart/form-data; boundary=xyz",
+        multipart_body("xyz", b'Content-Disposition: form-data; name="file"; filename="a\x00b"\r\n\r\n'),
+    ),
+    "latin-1 filename": (
+        "multipart/form-data; boundary=xyz",
+        multipart_body("xyz", b'Content-Disposition: form-data; name="file"; filename="\xe9"\r\n\r\n'),
+    ),
     "empty body": ("multipart/form-data; boundary=xyz", b""),
 }
 
@@ -202,8 +214,9 @@ async def test_upload_over_the_size_limit_gets_413_and_changes_nothing(
 
 
 async def test_listing_pages_with_limit_and_cursor_and_whole_list_plainly(client: httpx.AsyncClient) -> None:
-    ids = [(await client.post(f"/api/v1/uploads?filename={n}.txt", content=str(n).encode())).json()["id"]
-           for n in range(5)]
+    ids = [
+        (await client.post(f"/api/v1/uploads?filename={n}.txt", content=str(n).encode())).json()["id"] for n in range(5)
+    ]
     whole = (await client.get("/api/db/user/uploads")).json()
     assert [item["id"] for item in whole] == list(reversed(ids))
     assert set(whole[0]) == {"id", "user", "url", "sha256", "size", "filename", "created"}
@@ -236,9 +249,7 @@ async def test_users_see_and_delete_only_their_own_uploads(client: httpx.AsyncCl
     assert (await client.get(f"/ga4gh/drs/v1/objects/{mine['id']}")).status_code == 200
 
 
-async def test_delete_makes_the_drs_id_answer_404_and_keeps_the_blob(
-    client: httpx.AsyncClient, tmp_path: Path
-) -> None:
+async def test_delete_makes_the_drs_id_answer_404_and_keeps_the_blob(client: httpx.AsyncClient, tmp_path: Path) -> None:
     one = (await client.post("/api/v1/uploads?filename=one", content=b"bytes")).json()
     two = (await client.post(UPLOAD, files={"file": ("two", b"other")})).json()["file"][0]
     two_id = two["url"].rsplit("/", 1)[1]
@@ -262,8 +273,12 @@ async def test_pwb_download_serves_own_drs_links_only(client: httpx.AsyncClient)
     record = (await client.post(UPLOAD, files={"file": ("d.txt", b"download me")})).json()["file"][0]
     response = await client.post("/api/v1/components/core/file/download", json={"url": record["url"]})
     assert response.status_code == 200 and response.content == b"download me"
-    for url in ["drs://elsewhere.org/" + record["url"].rsplit("/", 1)[1], "http://127.0.0.1/", "file:///etc/passwd",
-                "storage://" + record["sha256"]]:
+    for url in [
+        "drs://elsewhere.org/" + record["url"].rsplit("/", 1)[1],
+        "http://127.0.0.1/",
+        "file:///etc/passwd",
+        "storage://" + record["sha256"],
+    ]:
         refused = await client.post("/api/v1/components/core/file/download", json={"url": url})
         assert refused.status_code == 400, url
     missing = await client.post("/api/v1/components/core/file/download", json={"url": "drs://drs.test:3000/nope"})

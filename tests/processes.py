@@ -1,0 +1,67 @@
+"""Real server processes on free loopback ports, for end-to-end tests and benchmarks."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+from postgres import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"the server exited with {process.returncode}")
+        try:
+            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+                return
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    raise TimeoutError(f"{url} did not come up")
+
+
+@dataclass
+class Server:
+    url: str
+    process: subprocess.Popen
+    log: Path  # stdout and stderr: a file, so a chatty server can never block on a full pipe
+
+
+@contextmanager
+def server(env: dict[str, str], command: list[str] | None = None) -> Iterator[Server]:
+    """Runs `python server.py` (or `command`) with `env` on top of ours plus a free PORT."""
+    port = free_port()
+    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
+    command = command or [sys.executable, "server.py"]
+    log = Path(tempfile.mkstemp(prefix="drsbox-server-", suffix=".log")[1])
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [part.replace("{port}", str(port)) for part in command],
+            cwd=ROOT,
+            env=full_env,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        wait_until_up(f"http://127.0.0.1:{port}", process)
+        yield Server(f"http://127.0.0.1:{port}", process, log)
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.unlink(missing_ok=True)
