@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -105,3 +107,35 @@ def test_readyz_and_requests_report_a_database_that_went_away_and_recover(tmp_pa
             pg.start()
             assert httpx.get(f"{url}/readyz", timeout=20).status_code == 200
             assert httpx.get(f"{url}/ga4gh/drs/v1/objects/00000000-0000-4000-8000-000000000000").status_code == 404
+
+
+def send_partial(url: str, path: str, headers: dict[str, str], body: bytes, declared: int) -> None:
+    """Sends a request whose body stops short of its Content-Length, then hangs up."""
+    host, port = url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        head = f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Length: {declared}\r\n"
+        head += "".join(f"{name}: {value}\r\n" for name, value in headers.items()) + "\r\n"
+        sock.sendall(head.encode() + body)
+        time.sleep(0.3)  # let the server start streaming the body to a temp file
+
+
+@pytest.mark.parametrize("route", ["raw", "multipart"])
+def test_client_that_disconnects_mid_upload_leaves_nothing_behind(route: str, tmp_path: Path) -> None:
+    env = {"DATABASE_URL": "", "DEV_TOKEN": "t", "UFS_STORAGE": str(tmp_path / "ufs")}
+    auth = {"Authorization": "Bearer t"}
+    with processes.server(env) as server:
+        if route == "raw":
+            send_partial(server.url, "/api/v1/uploads?filename=cut", auth, os.urandom(3_000_000), 10_000_000)
+        else:
+            head = b'--b\r\nContent-Disposition: form-data; name="file"; filename="cut"\r\n\r\n'
+            headers = {**auth, "Content-Type": "multipart/form-data; boundary=b"}
+            send_partial(
+                server.url, "/api/v1/components/core/file/upload", headers, head + os.urandom(3_000_000), 10_000_000
+            )
+        deadline = time.monotonic() + 10
+        while os.listdir(tmp_path / "ufs" / ".tmp") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert os.listdir(tmp_path / "ufs" / ".tmp") == []
+        assert [name for name in os.listdir(tmp_path / "ufs") if name != ".tmp"] == []
+        assert httpx.get(f"{server.url}/api/v1/uploads", headers=auth).json()["items"] == []
+        assert "Traceback" not in server.log.read_text()
