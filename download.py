@@ -9,7 +9,7 @@ from urllib.parse import quote
 
 from starlette.exceptions import HTTPException
 from starlette.requests import Request
-from starlette.responses import Response, StreamingResponse
+from starlette.responses import RedirectResponse, Response, StreamingResponse
 
 import storage
 from database import Row
@@ -71,6 +71,16 @@ def if_range_holds(header: str, etag: str, last_modified: str) -> bool:
         return False
 
 
+async def presigned_url(request: Request, row: Row) -> str:
+    settings, store = request.app.state.settings, request.app.state.storage
+    url = await store.presign(
+        row["sha256"], content_disposition(row["filename"]), content_type(row["filename"]), settings.ufs_presign_expiry
+    )
+    if url is None:
+        raise HTTPException(404, "this storage cannot make presigned URLs")
+    return url
+
+
 async def blob_response(request: Request, row: Row, store: storage.Storage) -> Response:
     """Streams the upload's bytes, honouring the conditional and range headers of the request."""
     key = row["sha256"]
@@ -92,6 +102,11 @@ async def blob_response(request: Request, row: Row, store: storage.Storage) -> R
     if_none_match = request.headers.get("if-none-match")
     if if_none_match is not None and etag_matches(if_none_match, etag):
         return Response(status_code=304, headers=headers)
+    if request.app.state.settings.ufs_presign and store.can_presign:
+        # Large transfers bypass the server: the client follows us to the object store (Range and all).
+        return RedirectResponse(
+            await presigned_url(request, row), status_code=302, headers={"Cache-Control": "no-store"}
+        )
     start, end, status = 0, size, 200
     range_header = request.headers.get("range")
     if range_header is not None:

@@ -18,6 +18,7 @@ import auth
 import errors
 import settings as settings_module
 import storage as storage_module
+import ufsconfig
 from database import Database, open_database
 from memdb import MemoryDatabase
 from routes import drs, files, health, uploads
@@ -38,8 +39,6 @@ def create_app(
         opened_db = app.state.db is None
         if opened_db:
             app.state.db = await open_database(settings.database_url)
-        if app.state.storage is None:
-            app.state.storage = storage_module.open_storage(settings.ufs_storage, fsync=settings.ufs_fsync)
         if opened_db and isinstance(app.state.db, MemoryDatabase):
             token = await auth.issue_token(app.state.db, DEV_USERNAME, settings.dev_token)
             # Memory mode is for development: print a working credential rather than make people create one.
@@ -61,7 +60,8 @@ def create_app(
     app = Starlette(routes=routes, exception_handlers=errors.HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.settings = settings
     app.state.db = db
-    app.state.storage = storage
+    # Opening a backend does no I/O, so a bad UFS_STORAGE stops start-up here, before anything listens.
+    app.state.storage = storage or ufsconfig.open_storage(settings.ufs_storage, fsync=settings.ufs_fsync)
     return app
 
 
@@ -80,20 +80,23 @@ def main(argv: list[str] | None = None) -> int:
     token_command = commands.add_parser("create-token", help="create USERNAME if needed and print a new token")
     token_command.add_argument("username")
     args = parser.parse_args(argv)
-    settings = settings_module.load()
+    try:
+        settings = settings_module.load()
+        app = create_app(settings)
+    except ValueError as error:
+        print(f"drsbox: {error}", file=sys.stderr)
+        return 2
     if args.command == "create-token":
         if not settings.database_url:
             print("create-token needs DATABASE_URL: in-memory tokens vanish with the process", file=sys.stderr)
             return 2
         print(asyncio.run(create_token(settings, args.username)))
         return 0
-    uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False
-    )
+    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
     return 0
 
 
-app = create_app(settings_module.load())
-
 if __name__ == "__main__":
     sys.exit(main())
+else:
+    app = create_app(settings_module.load())  # for `uvicorn server:app`

@@ -21,6 +21,8 @@ class Settings:
     dev_token: str | None = None
     max_upload_size: int = 10 * 1024**3
     ufs_fsync: bool = True
+    ufs_presign: bool = False
+    ufs_presign_expiry: int = 3600
     drs_max_bulk: int = 1000
     log_level: str = "info"
 
@@ -51,6 +53,8 @@ def load(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Se
         dev_token=config("DEV_TOKEN", default="") or None,
         max_upload_size=max_upload_size,
         ufs_fsync=config("UFS_FSYNC", cast=bool, default=True),
+        ufs_presign=config("UFS_PRESIGN", cast=bool, default=False),
+        ufs_presign_expiry=config("UFS_PRESIGN_EXPIRY", cast=int, default=Settings.ufs_presign_expiry),
         drs_max_bulk=config("DRS_MAX_BULK", cast=int, default=Settings.drs_max_bulk),
         log_level=config("LOG_LEVEL", default=Settings.log_level),
     )

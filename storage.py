@@ -12,7 +12,6 @@ import re
 import uuid
 from collections.abc import AsyncIterator
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
 
 import aiofiles
 import aiofiles.os
@@ -50,6 +49,7 @@ class BlobWriter:
 
 class Storage:
     url: str
+    can_presign = False
 
     async def writer(self) -> BlobWriter:
         raise NotImplementedError
@@ -68,6 +68,10 @@ class Storage:
     async def check(self) -> None:
         """Raises StorageUnavailable unless the store can be written."""
         raise NotImplementedError
+
+    async def presign(self, key: str, disposition: str, content_type: str, expires: int) -> str | None:
+        """A URL that serves the blob without us, when the backend can make one."""
+        return None
 
     async def close(self) -> None:
         pass
@@ -226,15 +230,3 @@ class MemoryStorage(Storage):
 
     async def check(self) -> None:
         pass
-
-
-def open_storage(spec: str, fsync: bool = True) -> Storage:
-    """A backend for a UFS_STORAGE value: a path, a file:// URL or memory://."""
-    parts = urlsplit(spec)
-    if parts.scheme == "memory":
-        return MemoryStorage()
-    if parts.scheme == "file":
-        return LocalStorage(unquote(parts.path), fsync=fsync)
-    if parts.scheme == "" or len(parts.scheme) == 1:  # a plain path (or a Windows drive letter)
-        return LocalStorage(spec, fsync=fsync)
-    raise ValueError(f"UFS_STORAGE: unsupported storage {spec!r} (use a path, file://... or memory://)")

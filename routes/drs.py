@@ -18,7 +18,7 @@ from payload import read_json
 from settings import Settings
 
 OBJECT_ID = re.compile(r"^[A-Za-z0-9._~-]+$")
-ACCESS_IDS = ("https",)
+PRESIGNED = "presigned"
 VERSION = "0.1.0"
 AUTHORIZATIONS = {"supported_types": ["None"]}
 
@@ -41,11 +41,19 @@ async def object_or_404(request: Request) -> Row:
     return row
 
 
-def access_id_or_404(request: Request) -> str:
-    access_id = request.path_params["access_id"]
-    if access_id not in ACCESS_IDS:
-        raise HTTPException(404, f"no access method {access_id!r}: this server offers {', '.join(ACCESS_IDS)}")
-    return access_id
+def access_ids(request: Request) -> tuple[str, ...]:
+    """`https` is our byte route; `presigned`, where enabled, a URL of the object store itself."""
+    presigned = request.app.state.settings.ufs_presign and request.app.state.storage.can_presign
+    return (PRESIGNED, "https") if presigned else ("https",)
+
+
+async def access_url(request: Request, row: Row, access_id: str) -> str:
+    if access_id not in access_ids(request):
+        offered = ", ".join(access_ids(request))
+        raise HTTPException(404, f"no access method {access_id!r}: this server offers {offered}")
+    if access_id == PRESIGNED:
+        return await download.presigned_url(request, row)
+    return links.data_url(request.app.state.settings, row["id"])
 
 
 def parse_expand(value: Any) -> bool:
@@ -56,7 +64,7 @@ def parse_expand(value: Any) -> bool:
     raise HTTPException(400, "expand must be true or false")
 
 
-def drs_object(settings: Settings, row: Row) -> dict[str, Any]:
+def drs_object(settings: Settings, row: Row, ids: tuple[str, ...]) -> dict[str, Any]:
     checksums = [{"checksum": row["sha256"], "type": "sha-256"}]
     if row["md5"]:
         checksums.append({"checksum": row["md5"], "type": "md5"})
@@ -71,7 +79,10 @@ def drs_object(settings: Settings, row: Row) -> dict[str, Any]:
         "mime_type": download.content_type(row["filename"]),
         "checksums": checksums,
         "access_methods": [
-            {"type": "https", "access_id": "https", "access_url": {"url": links.data_url(settings, row["id"])}}
+            {"type": "https", "access_id": id, "access_url": {"url": links.data_url(settings, row["id"])}}
+            if id == "https"
+            else {"type": "https", "access_id": id}  # presigned URLs expire: fetched from /access when needed
+            for id in ids
         ],
     }
 
@@ -105,7 +116,7 @@ async def get_object(request: Request) -> Response:
     else:
         parse_expand(request.query_params.get("expand"))
     row = await object_or_404(request)
-    return JSONResponse(drs_object(request.app.state.settings, row))
+    return JSONResponse(drs_object(request.app.state.settings, row, access_ids(request)))
 
 
 async def options_object(request: Request) -> Response:
@@ -119,8 +130,7 @@ async def get_access_url(request: Request) -> Response:
     if request.method == "POST":
         await read_json(request, required=False)
     row = await object_or_404(request)
-    access_id_or_404(request)
-    return JSONResponse({"url": links.data_url(request.app.state.settings, row["id"])})
+    return JSONResponse({"url": await access_url(request, row, request.path_params["access_id"])})
 
 
 async def get_object_data(request: Request) -> Response:
@@ -170,7 +180,7 @@ async def post_bulk_objects(request: Request) -> Response:
     return JSONResponse(
         {
             "summary": summary(len(ids), len(found)),
-            "resolved_drs_object": [drs_object(settings, row) for row in found.values()],
+            "resolved_drs_object": [drs_object(settings, row, access_ids(request)) for row in found.values()],
             "unresolved_drs_objects": unresolved,
         }
     )
@@ -195,15 +205,14 @@ async def post_bulk_access(request: Request) -> Response:
     if not all(isinstance(item, dict) and isinstance(item.get("bulk_access_ids"), list) for item in items):
         raise HTTPException(400, "each bulk_object_access_ids item needs bulk_object_id and bulk_access_ids")
     found, unresolved = await resolve(request, [item.get("bulk_object_id") for item in items])
-    settings = request.app.state.settings
     urls, bad_access = [], []
     for item in items:
         row = found.get(item.get("bulk_object_id"))
         if row is None:
             continue
         for access_id in item["bulk_access_ids"]:
-            if access_id in ACCESS_IDS:
-                url = links.data_url(settings, row["id"])
+            if access_id in access_ids(request):
+                url = await access_url(request, row, access_id)
                 urls.append({"drs_object_id": str(row["id"]), "drs_access_id": access_id, "url": url})
             else:
                 bad_access.append(item["bulk_object_id"])

@@ -1,10 +1,12 @@
 from __future__ import annotations
 
 import sys
+import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
+import fsspec
 import httpx
 import pytest
 
@@ -13,12 +15,14 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import postgres  # noqa: E402
+import s3  # noqa: E402
 
 import storage  # noqa: E402
 from auth import issue_token  # noqa: E402
 from codegen.schema import SEED, TABLES  # noqa: E402
 from database import Database  # noqa: E402
 from memdb import MemoryDatabase  # noqa: E402
+from objectstore import FsspecStorage, S3Options, S3Storage  # noqa: E402
 from pgdb import PostgresDatabase  # noqa: E402
 from server import create_app  # noqa: E402
 from settings import Settings  # noqa: E402
@@ -63,11 +67,35 @@ async def db(request: pytest.FixtureRequest) -> AsyncIterator[Database]:
         await database.close()
 
 
-@pytest.fixture(params=["local", "memory"])
-def store(request: pytest.FixtureRequest, tmp_path: Path) -> storage.Storage:
+@pytest.fixture(scope="session")
+def moto_server() -> Iterator[s3.Moto]:
+    with s3.moto() as server:
+        yield server
+
+
+def s3_storage(moto_server: s3.Moto, prefix: str = "ufs") -> S3Storage:
+    """An S3 backend on a fresh bucket of the test endpoint."""
+    bucket = f"test-{uuid.uuid4().hex[:12]}"
+    moto_server.make_bucket(bucket)
+    return S3Storage(S3Options(bucket, prefix, moto_server.url, "test", "test"))
+
+
+@pytest.fixture(params=["local", "memory", "fsspec", "s3"])
+async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[storage.Storage]:
+    backend: storage.Storage
     if request.param == "memory":
-        return storage.MemoryStorage()
-    return storage.LocalStorage(tmp_path / "ufs")
+        backend = storage.MemoryStorage()
+    elif request.param == "local":
+        backend = storage.LocalStorage(tmp_path / "ufs")
+    elif request.param == "fsspec":
+        # fsspec's own in-memory filesystem stands in for gs://, az://, ...: the same generic code path.
+        backend = FsspecStorage(fsspec.filesystem("memory"), f"/{uuid.uuid4().hex}/ufs")
+    else:
+        backend = s3_storage(request.getfixturevalue("moto_server"))
+    try:
+        yield backend
+    finally:
+        await backend.close()
 
 
 @pytest.fixture

@@ -43,5 +43,5 @@ def test_env_example_lists_every_setting_and_loads_as_is() -> None:
     root = Path(__file__).resolve().parent.parent
     read = set(re.findall(r'config\("([A-Z_]+)"', (root / "settings.py").read_text()))
     listed = set(re.findall(r"^#? ?([A-Z_]+)=", (root / ".env.example").read_text(), re.MULTILINE))
-    assert read == listed
+    assert read | {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL"} == listed
     load({}, env_file=str(root / ".env.example"))
