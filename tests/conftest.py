@@ -16,7 +16,6 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 import postgres  # noqa: E402
 import s3  # noqa: E402
-
 import storage  # noqa: E402
 from auth import issue_token  # noqa: E402
 from codegen.schema import SEED, TABLES  # noqa: E402

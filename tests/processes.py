@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
+
 from postgres import free_port
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import time
@@ -11,6 +12,7 @@ from pathlib import Path
 
 import boto3
 import httpx
+
 from postgres import free_port
 
 MOTO = Path(sys.executable).parent / "moto_server"
@@ -18,14 +20,18 @@ CREDENTIALS = {"aws_access_key_id": "test", "aws_secret_access_key": "test", "re
 
 
 class Moto:
-    def __init__(self, port: int) -> None:
+    def __init__(self, port: int, env: dict[str, str] | None = None) -> None:
         self.port = port
+        self.env = env or {}
         self.url = f"http://127.0.0.1:{port}"
         self.process: subprocess.Popen | None = None
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [str(MOTO), "-H", "127.0.0.1", "-p", str(self.port)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+            [str(MOTO), "-H", "127.0.0.1", "-p", str(self.port)],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            env={**os.environ, **self.env},
         )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
@@ -53,8 +59,8 @@ class Moto:
 
 
 @contextmanager
-def moto() -> Iterator[Moto]:
-    server = Moto(free_port())
+def moto(env: dict[str, str] | None = None) -> Iterator[Moto]:
+    server = Moto(free_port(), env)
     server.start()
     try:
         yield server

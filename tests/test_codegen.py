@@ -7,13 +7,13 @@ import sys
 from pathlib import Path
 
 import asyncpg
-import postgres
 import pytest
-from conftest import ROOT
 
+import postgres
 from codegen import __main__ as codegen_main
 from codegen import sql
 from codegen.schema import SERVICE_USER_ID, TABLES, VIEWS
+from conftest import ROOT
 
 pytestmark = pytest.mark.anyio
 

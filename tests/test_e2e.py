@@ -8,20 +8,30 @@ import socket
 import subprocess
 import sys
 import time
+import uuid
 from pathlib import Path
 
 import httpx
+import pytest
+
 import postgres
 import processes
-import pytest
+import s3
 from conftest import ROOT
 
 
-@pytest.fixture(params=["memory", "postgres"])
-def database_env(request: pytest.FixtureRequest) -> dict[str, str]:
-    if request.param == "memory":
-        return {"DATABASE_URL": ""}
-    return {"DATABASE_URL": request.getfixturevalue("pg_url")}
+@pytest.fixture(params=["memory+local", "postgres+local", "postgres+s3"])
+def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]:
+    """Settings for a server process: its database and its storage."""
+    database, store = request.param.split("+")
+    env = {"DATABASE_URL": request.getfixturevalue("pg_url") if database == "postgres" else ""}
+    if store == "local":
+        return {**env, "UFS_STORAGE": str(tmp_path / "ufs")}
+    moto: s3.Moto = request.getfixturevalue("moto_server")
+    bucket = f"e2e-{uuid.uuid4().hex[:12]}"
+    moto.make_bucket(bucket)
+    aws = {"AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test", "AWS_DEFAULT_REGION": "us-east-1"}
+    return {**env, **aws, "AWS_ENDPOINT_URL": moto.url, "UFS_STORAGE": f"s3://{bucket}/ufs"}
 
 
 def token_for(env: dict[str, str]) -> str:
@@ -39,8 +49,8 @@ def token_for(env: dict[str, str]) -> str:
     return result.stdout.strip()
 
 
-def test_upload_metadata_ranged_download_and_delete_over_http(database_env: dict, tmp_path: Path) -> None:
-    env = {**database_env, "DEV_TOKEN": "e2e-dev-token", "UFS_STORAGE": str(tmp_path / "ufs"), "PUBLIC_URL": ""}
+def test_upload_metadata_ranged_download_and_delete_over_http(server_env: dict, tmp_path: Path) -> None:
+    env = {**server_env, "DEV_TOKEN": "e2e-dev-token", "PUBLIC_URL": ""}
     data = os.urandom(5 * 1024 * 1024 + 123)
     with processes.server(env) as server:
         url = server.url
@@ -69,7 +79,8 @@ def test_upload_metadata_ranged_download_and_delete_over_http(database_env: dict
             assert client.delete(f"/api/v1/uploads/{record['id']}").status_code == 204
             assert httpx.get(f"{url}/ga4gh/drs/v1/objects/{record['id']}").status_code == 404
             assert httpx.get(data_url).status_code == 404
-    assert sorted(os.listdir(tmp_path / "ufs" / ".tmp")) == []
+    if env["UFS_STORAGE"].startswith("/"):
+        assert sorted(os.listdir(tmp_path / "ufs" / ".tmp")) == []
 
 
 def test_uvicorn_serves_server_app_with_memory_defaults(tmp_path: Path) -> None:

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import httpx
 import pytest
-from conftest import SECRET
 
+from conftest import SECRET
 from database import Database
 from memdb import MemoryDatabase
 
