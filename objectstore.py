@@ -62,29 +62,38 @@ class S3Writer(BlobWriter):
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
+        self.inflight: asyncio.Task[None] | None = None
         self.completed = False
 
     async def write(self, data: bytes | bytearray) -> None:
         self.buffer += data
         if len(self.buffer) >= PART:
-            await self._upload_part()
+            await self._send_part()
 
-    async def _upload_part(self) -> None:
+    async def _send_part(self) -> None:
+        # One part uploads while the next one fills: the network and the client both stay busy, and
+        # memory stays at two parts.
+        await self._wait()
         client = await self.store.client()
         if self.upload_id is None:
             created = await translate(
                 client.create_multipart_upload(Bucket=self.store.bucket, Key=self.temp), "create_multipart_upload"
             )
             self.upload_id = created["UploadId"]
-        body, self.buffer = self.buffer, bytearray()
-        number = len(self.parts) + 1
-        part = await translate(
-            client.upload_part(
-                Bucket=self.store.bucket, Key=self.temp, UploadId=self.upload_id, PartNumber=number, Body=bytes(body)
-            ),
-            "upload_part",
+        body, self.buffer = bytes(self.buffer), bytearray()
+        self.inflight = asyncio.ensure_future(self._upload_part(client, self.upload_id, len(self.parts) + 1, body))
+
+    async def _upload_part(self, client: Any, upload_id: str, number: int, body: bytes) -> None:
+        call = client.upload_part(
+            Bucket=self.store.bucket, Key=self.temp, UploadId=upload_id, PartNumber=number, Body=body
         )
+        part = await translate(call, "upload_part")
         self.parts.append({"PartNumber": number, "ETag": part["ETag"]})
+
+    async def _wait(self) -> None:
+        inflight, self.inflight = self.inflight, None
+        if inflight is not None:
+            await inflight
 
     async def commit(self, key: str) -> None:
         target = self.store.key(check_key(key))
@@ -99,7 +108,8 @@ class S3Writer(BlobWriter):
             return
         try:
             if self.buffer:
-                await self._upload_part()
+                await self._send_part()
+            await self._wait()
             await translate(
                 client.complete_multipart_upload(
                     Bucket=self.store.bucket,
@@ -116,6 +126,10 @@ class S3Writer(BlobWriter):
 
     async def abort(self) -> None:
         self.buffer = bytearray()
+        if self.inflight is not None:
+            self.inflight.cancel()
+            await asyncio.gather(self.inflight, return_exceptions=True)
+            self.inflight = None
         if self.upload_id is None:
             return
         client = await self.store.client()
