@@ -9,6 +9,8 @@ from urllib.parse import urlsplit
 
 from starlette.config import Config
 
+DRS_VERSIONS = ("1.2.0", "1.5.0")
+
 
 @dataclass(frozen=True)
 class Settings:
@@ -24,6 +26,7 @@ class Settings:
     ufs_presign: bool = False
     ufs_presign_expiry: int = 3600
     drs_max_bulk: int = 1000
+    drs_version: str = "1.5.0"
     log_level: str = "info"
 
     @property
@@ -42,6 +45,9 @@ def load(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Se
     max_upload_size = config("MAX_UPLOAD_SIZE", cast=int, default=Settings.max_upload_size)
     if max_upload_size < 1:
         raise ValueError("MAX_UPLOAD_SIZE must be a positive number of bytes")
+    drs_version = config("DRS_VERSION", default=Settings.drs_version)
+    if drs_version not in DRS_VERSIONS:
+        raise ValueError(f"DRS_VERSION must be one of {', '.join(DRS_VERSIONS)}, got {drs_version!r}")
     return Settings(
         host=config("HOST", default=Settings.host),
         port=port,
@@ -56,5 +62,6 @@ def load(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Se
         ufs_presign=config("UFS_PRESIGN", cast=bool, default=False),
         ufs_presign_expiry=config("UFS_PRESIGN_EXPIRY", cast=int, default=Settings.ufs_presign_expiry),
         drs_max_bulk=config("DRS_MAX_BULK", cast=int, default=Settings.drs_max_bulk),
+        drs_version=drs_version,
         log_level=config("LOG_LEVEL", default=Settings.log_level),
     )

@@ -95,18 +95,19 @@ def service_id(settings: Settings) -> str:
 async def get_service_info(request: Request) -> Response:
     """Describes this DRS service."""
     settings = request.app.state.settings
-    return JSONResponse(
-        {
-            "id": service_id(settings),
-            "name": "drsbox",
-            "type": {"group": "org.ga4gh", "artifact": "drs", "version": "1.5.0"},
-            "description": "drsbox: a small file store with a GA4GH DRS API",
-            "organization": {"name": "drsbox", "url": settings.public_url},
-            "version": VERSION,
-            "maxBulkRequestLength": settings.drs_max_bulk,
-            "drs": {"maxBulkRequestLength": settings.drs_max_bulk},
-        }
-    )
+    info: dict[str, Any] = {
+        "id": service_id(settings),
+        "name": "drsbox",
+        "type": {"group": "org.ga4gh", "artifact": "drs", "version": settings.drs_version},
+        "description": "drsbox: a small file store with a GA4GH DRS API",
+        "organization": {"name": "drsbox", "url": settings.public_url},
+        "version": VERSION,
+    }
+    if settings.drs_version != "1.2.0":
+        # Added after 1.2: a 1.2 deployment emits exactly the 1.2 shape, which strict 1.2 validators demand.
+        info["maxBulkRequestLength"] = settings.drs_max_bulk
+        info["drs"] = {"maxBulkRequestLength": settings.drs_max_bulk}
+    return JSONResponse(info)
 
 
 async def get_object(request: Request) -> Response:

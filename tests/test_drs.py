@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import os
 from pathlib import Path
@@ -11,6 +12,11 @@ import httpx
 import jsonschema
 import pytest
 import yaml
+
+from database import Database
+from server import create_app
+from settings import Settings
+from storage import LocalStorage
 
 pytestmark = pytest.mark.anyio
 
@@ -277,3 +283,14 @@ async def test_missing_blob_answers_404_not_500(client: httpx.AsyncClient, tmp_p
     (tmp_path / "ufs" / hashlib.sha256(data).hexdigest()).unlink()
     response = await client.get(url)
     assert response.status_code == 404 and response.json()["status_code"] == 404
+
+
+async def test_drs_version_1_2_emits_the_1_2_service_info_shape(
+    db: Database, tmp_path: Path, settings: Settings
+) -> None:
+    app = create_app(dataclasses.replace(settings, drs_version="1.2.0"), db=db, storage=LocalStorage(tmp_path / "ufs"))
+    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://drs.test:3000") as client:
+        info = (await client.get("/ga4gh/drs/v1/service-info")).json()
+    assert info["type"]["version"] == "1.2.0"
+    assert "maxBulkRequestLength" not in info and "drs" not in info
+    validate(info, "Service")
