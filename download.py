@@ -11,6 +11,7 @@ from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response, StreamingResponse
 
+import imports
 import storage
 from database import Row
 
@@ -71,6 +72,12 @@ def if_range_holds(header: str, etag: str, last_modified: str) -> bool:
         return False
 
 
+async def remote_url(request: Request, url: str) -> str:
+    if not url.startswith("drs://"):
+        return url
+    return (await imports.resolve_drs(imports.guard(request.app.state.settings), url)).url
+
+
 async def presigned_url(request: Request, row: Row) -> str:
     settings, store = request.app.state.settings, request.app.state.storage
     url = await store.presign(
@@ -83,6 +90,11 @@ async def presigned_url(request: Request, row: Row) -> str:
 
 async def blob_response(request: Request, row: Row, store: storage.Storage) -> Response:
     """Streams the upload's bytes, honouring the conditional and range headers of the request."""
+    if row.get("corrupt"):
+        raise HTTPException(500, "the stored bytes of this object failed their integrity check and are not served")
+    if not row["url"].startswith("storage://"):
+        # Registered by reference: the bytes stay at their source.
+        return RedirectResponse(await remote_url(request, row["url"]), status_code=302)
     key = row["sha256"]
     size = await store.size(key)
     if size is None:

@@ -13,7 +13,9 @@ import multipart
 import storage
 import upload
 from auth import Unauthorized
+from imports import ImportFailed
 from ingest import TooLarge
+from netguard import Refused
 
 logger = logging.getLogger("drsbox")
 
@@ -33,6 +35,15 @@ async def unauthorized(request: Request, exc: Exception) -> Response:
 
 async def bad_request(request: Request, exc: Exception) -> Response:
     return error_response(400, str(exc))
+
+
+async def refused(request: Request, exc: Exception) -> Response:
+    return error_response(400, f"import refused: {exc}")
+
+
+async def import_failed(request: Request, exc: Exception) -> Response:
+    # The source, not the request, is at fault: a gateway error.
+    return error_response(502, f"import failed: {exc}")
 
 
 async def too_large(request: Request, exc: Exception) -> Response:
@@ -61,6 +72,8 @@ HANDLERS = {
     upload.BadUpload: bad_request,
     multipart.MalformedMultipart: bad_request,
     TooLarge: too_large,
+    Refused: refused,
+    ImportFailed: import_failed,
     ClientDisconnect: client_gone,
     storage.StorageUnavailable: unavailable,
     database.Unavailable: unavailable,

@@ -4,8 +4,10 @@ and any other fsspec filesystem (gs://, az://, ...), with the same flat `<root>/
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import tempfile
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import AsyncExitStack
@@ -19,12 +21,12 @@ from aiobotocore.config import AioConfig
 from aiobotocore.session import get_session
 from botocore import UNSIGNED
 
-from storage import READ_CHUNK, BlobNotFound, BlobWriter, Storage, StorageUnavailable, check_key
+from storage import KEY, READ_CHUNK, BlobNotFound, BlobWriter, Storage, StorageUnavailable, check_key
 
 PART = 8 * 1024 * 1024  # S3 parts must be at least 5 MiB, except the last
 MAX_COPY = 5 * 1024**3  # CopyObject's limit; larger blobs are copied part by part
 COPY_PART = 1024**3
-MISSING = ("404", "NoSuchKey", "NotFound")
+MISSING = ("404", "NoSuchKey", "NotFound", "NoSuchUpload")
 
 T = TypeVar("T")
 
@@ -58,7 +60,8 @@ class S3Writer(BlobWriter):
 
     def __init__(self, store: S3Storage) -> None:
         self.store = store
-        self.temp = store.key(f".tmp/{uuid.uuid4().hex}")
+        # The start time in the name lets the sweep judge age on any store (some fake "Initiated").
+        self.temp = store.key(f".tmp/{int(time.time())}-{uuid.uuid4().hex}")
         self.buffer = bytearray()
         self.upload_id: str | None = None
         self.parts: list[dict[str, Any]] = []
@@ -133,13 +136,14 @@ class S3Writer(BlobWriter):
         if self.upload_id is None:
             return
         client = await self.store.client()
-        if self.completed:
-            await translate(client.delete_object(Bucket=self.store.bucket, Key=self.temp), "delete_object")
-        else:
-            await translate(
-                client.abort_multipart_upload(Bucket=self.store.bucket, Key=self.temp, UploadId=self.upload_id),
-                "abort_multipart_upload",
-            )
+        try:
+            if self.completed:
+                await translate(client.delete_object(Bucket=self.store.bucket, Key=self.temp), "delete_object")
+            else:
+                call = client.abort_multipart_upload(Bucket=self.store.bucket, Key=self.temp, UploadId=self.upload_id)
+                await translate(call, "abort_multipart_upload")
+        except BlobNotFound:
+            pass  # already gone (swept, or aborted before)
         self.upload_id = None
 
 
@@ -259,6 +263,34 @@ class S3Storage(Storage):
         client = await self.client()
         await translate(client.delete_object(Bucket=self.bucket, Key=self.key(check_key(key))), key)
 
+    async def list_blobs(self) -> AsyncIterator[tuple[str, dt.datetime]]:
+        client = await self.client()
+        start = self.key("")
+        pages = client.get_paginator("list_objects_v2").paginate(Bucket=self.bucket, Prefix=start, Delimiter="/")
+        try:
+            async for page in pages:
+                for item in page.get("Contents", []):
+                    name = item["Key"][len(start) :]
+                    if KEY.match(name):
+                        yield name, item["LastModified"]
+        except (botocore.exceptions.BotoCoreError, botocore.exceptions.ClientError, aiohttp.ClientError) as error:
+            raise StorageUnavailable(f"S3 refused listing {self.url}: {error}") from error
+
+    async def sweep(self, older_than: dt.datetime) -> int:
+        client, temp, removed = await self.client(), self.key(".tmp/"), 0
+        listed = await translate(client.list_objects_v2(Bucket=self.bucket, Prefix=temp), "list_objects_v2")
+        for item in listed.get("Contents", []):
+            if started(item["Key"], item["LastModified"]) < older_than:
+                await translate(client.delete_object(Bucket=self.bucket, Key=item["Key"]), "delete_object")
+                removed += 1
+        uploads = await translate(client.list_multipart_uploads(Bucket=self.bucket, Prefix=temp), "list uploads")
+        for item in uploads.get("Uploads", []):
+            if started(item["Key"], item["Initiated"]) < older_than:
+                call = client.abort_multipart_upload(Bucket=self.bucket, Key=item["Key"], UploadId=item["UploadId"])
+                await translate(call, "abort_multipart_upload")
+                removed += 1
+        return removed
+
     async def check(self) -> None:
         client = await self.client()
         try:
@@ -364,8 +396,45 @@ class FsspecStorage(Storage):
         except FileNotFoundError:
             pass
 
+    async def list_blobs(self) -> AsyncIterator[tuple[str, dt.datetime]]:
+        try:
+            entries = await self.call("ls", self.root, detail=True)
+        except FileNotFoundError:
+            return
+        for entry in entries:
+            name = entry["name"].rstrip("/").rsplit("/", 1)[-1]
+            if KEY.match(name):
+                yield name, modified(entry)
+
+    async def sweep(self, older_than: dt.datetime) -> int:
+        try:
+            entries = await self.call("ls", self.path(".tmp"), detail=True)
+        except FileNotFoundError:
+            return 0
+        stale = [entry["name"] for entry in entries if modified(entry) < older_than]
+        for name in stale:
+            await self.call("rm_file", name)
+        return len(stale)
+
     async def check(self) -> None:
         try:
             await self.call("ls", self.root)
         except FileNotFoundError:
             await self.call("makedirs", self.root, exist_ok=True)
+
+
+def started(key: str, fallback: dt.datetime) -> dt.datetime:
+    """When a temporary object was begun, from its name `<unix time>-<uuid>`."""
+    stamp = key.rsplit("/", 1)[-1].split("-", 1)[0]
+    return dt.datetime.fromtimestamp(int(stamp), dt.UTC) if stamp.isdigit() else fallback
+
+
+def modified(entry: dict[str, Any]) -> dt.datetime:
+    """When an fsspec entry was written: each filesystem names it differently; unknown counts as now."""
+    for field in ("LastModified", "mtime", "last_modified", "updated", "created"):
+        value = entry.get(field)
+        if isinstance(value, dt.datetime):
+            return value if value.tzinfo else value.replace(tzinfo=dt.UTC)
+        if isinstance(value, int | float):
+            return dt.datetime.fromtimestamp(value, dt.UTC)
+    return dt.datetime.now(dt.UTC)

@@ -21,8 +21,9 @@ import storage as storage_module
 import ufsconfig
 from database import Database, open_database
 from memdb import MemoryDatabase
-from routes import drs, files, health, uploads
+from routes import drs, files, health, imports, uploads
 from settings import Settings
+from worker import Worker
 
 logger = logging.getLogger("drsbox")
 
@@ -43,9 +44,14 @@ def create_app(
             token = await auth.issue_token(app.state.db, DEV_USERNAME, settings.dev_token)
             # Memory mode is for development: print a working credential rather than make people create one.
             print(f"drsbox: in-memory database; development token: Authorization: Bearer {token}", flush=True)
+        runs_jobs = settings.run_jobs if settings.run_jobs is not None else isinstance(app.state.db, MemoryDatabase)
+        worker = Worker(app.state.db, app.state.storage, settings) if runs_jobs else None
+        runner = asyncio.ensure_future(worker.run()) if worker else None
         try:
             yield
         finally:
+            if worker and runner:
+                await worker.shutdown(runner)
             await app.state.storage.close()
             if opened_db:
                 await app.state.db.close()
@@ -54,6 +60,7 @@ def create_app(
         *health.routes,
         *files.routes,
         *uploads.routes,
+        *imports.routes,
         Mount("/ga4gh/drs/v1", routes=drs.routes),
         Mount("/api/ga4gh/drs/v1", routes=drs.routes),
     ]
@@ -92,7 +99,15 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         print(asyncio.run(create_token(settings, args.username)))
         return 0
-    uvicorn.run(app, host=settings.host, port=settings.port, log_level=settings.log_level, access_log=False)
+    uvicorn.run(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        access_log=False,
+        ssl_certfile=settings.ssl_certfile,
+        ssl_keyfile=settings.ssl_keyfile,
+    )
     return 0
 
 

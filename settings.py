@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 from collections.abc import Mapping
 from dataclasses import dataclass
 from urllib.parse import urlsplit
@@ -27,7 +28,30 @@ class Settings:
     ufs_presign_expiry: int = 3600
     drs_max_bulk: int = 1000
     drs_version: str = "1.5.0"
+    run_jobs: bool | None = None  # None: in-process job loops only in memory mode
+    n_workers: int = 2
+    job_heartbeat: float = 5.0
+    job_stale: float = 30.0
+    job_poll: float = 5.0
+    job_max_attempts: int = 5
+    job_backoff: float = 2.0
+    job_retention: float = 7 * 86400.0
+    shutdown_grace: float = 20.0
+    gc_interval: float = 3600.0
+    gc_grace: float = 86400.0
+    sweep_interval: float = 3600.0
+    temp_max_age: float = 86400.0
+    scrub_interval: float = 3600.0
+    scrub_max_age: float = 30 * 86400.0
+    scrub_rate: int = 50_000_000
+    scrub_batch: int = 100
+    import_mode: str = "copy"
+    import_allow: str = ""
+    import_max_size: int | None = None  # None: MAX_UPLOAD_SIZE
+    import_timeout: float = 3600.0
     log_level: str = "info"
+    ssl_certfile: str | None = None
+    ssl_keyfile: str | None = None
 
     @property
     def drs_host(self) -> str:
@@ -38,7 +62,11 @@ class Settings:
 def load(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Settings:
     config = Config(env_file if os.path.isfile(env_file) else None, environ=os.environ if environ is None else environ)
     port = config("PORT", cast=int, default=3000)
-    public_url = config("PUBLIC_URL", default="") or f"http://localhost:{port}"
+    ssl_certfile = config("SSL_CERTFILE", default="") or None
+    ssl_keyfile = config("SSL_KEYFILE", default="") or None
+    check_tls(ssl_certfile, ssl_keyfile)
+    scheme = "https" if ssl_certfile else "http"
+    public_url = config("PUBLIC_URL", default="") or f"{scheme}://localhost:{port}"
     parts = urlsplit(public_url)
     if parts.scheme not in ("http", "https") or not parts.netloc:
         raise ValueError(f"PUBLIC_URL must be an http(s) URL with a host, got {public_url!r}")
@@ -63,5 +91,61 @@ def load(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Se
         ufs_presign_expiry=config("UFS_PRESIGN_EXPIRY", cast=int, default=Settings.ufs_presign_expiry),
         drs_max_bulk=config("DRS_MAX_BULK", cast=int, default=Settings.drs_max_bulk),
         drs_version=drs_version,
+        **job_settings(config),
         log_level=config("LOG_LEVEL", default=Settings.log_level),
+        ssl_certfile=ssl_certfile,
+        ssl_keyfile=ssl_keyfile,
     )
+
+
+def check_tls(certfile: str | None, keyfile: str | None) -> None:
+    """Loads the certificate and key once, so a bad pair stops start-up with a message rather than a traceback."""
+    if keyfile and not certfile:
+        raise ValueError("SSL_KEYFILE is set but SSL_CERTFILE is not")
+    if certfile:
+        try:
+            ssl.create_default_context(ssl.Purpose.CLIENT_AUTH).load_cert_chain(certfile, keyfile)
+        except (OSError, ssl.SSLError) as error:
+            raise ValueError(f"SSL_CERTFILE/SSL_KEYFILE cannot be loaded: {error}") from None
+
+
+def job_settings(config: Config) -> dict[str, object]:
+    """Workers, imports, garbage collection and the scrub."""
+    run_jobs = config("RUN_JOBS", default="auto").lower()
+    if run_jobs not in ("auto", "true", "false"):
+        raise ValueError("RUN_JOBS must be auto, true or false")
+    import_mode = config("IMPORT_MODE", default=Settings.import_mode)
+    if import_mode not in ("copy", "reference"):
+        raise ValueError("IMPORT_MODE must be copy or reference")
+    seconds = {
+        "job_heartbeat": "JOB_HEARTBEAT",
+        "job_stale": "JOB_STALE",
+        "job_poll": "JOB_POLL",
+        "job_backoff": "JOB_BACKOFF",
+        "job_retention": "JOB_RETENTION",
+        "shutdown_grace": "WORKER_SHUTDOWN_GRACE",
+        "gc_interval": "GC_INTERVAL",
+        "gc_grace": "GC_GRACE",
+        "sweep_interval": "SWEEP_INTERVAL",
+        "temp_max_age": "TEMP_MAX_AGE",
+        "scrub_interval": "SCRUB_INTERVAL",
+        "scrub_max_age": "SCRUB_MAX_AGE",
+        "import_timeout": "IMPORT_TIMEOUT",
+    }
+    values: dict[str, object] = {
+        field: config(name, cast=float, default=getattr(Settings, field)) for field, name in seconds.items()
+    }
+    if any(value <= 0 for value in values.values()):  # type: ignore[operator]
+        raise ValueError(f"{', '.join(seconds.values())} must be positive numbers of seconds")
+    import_max_size = config("IMPORT_MAX_SIZE", default="")
+    return {
+        **values,
+        "run_jobs": None if run_jobs == "auto" else run_jobs == "true",
+        "n_workers": config("N_WORKERS", cast=int, default=Settings.n_workers),
+        "job_max_attempts": config("JOB_MAX_ATTEMPTS", cast=int, default=Settings.job_max_attempts),
+        "scrub_rate": config("SCRUB_RATE", cast=int, default=Settings.scrub_rate),
+        "scrub_batch": config("SCRUB_BATCH", cast=int, default=Settings.scrub_batch),
+        "import_mode": import_mode,
+        "import_allow": config("IMPORT_ALLOW", default=""),
+        "import_max_size": int(import_max_size) if import_max_size else None,
+    }

@@ -7,6 +7,7 @@ Routes only ever name blobs by sha256, so a client's filename can never become a
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import os
 import re
 import uuid
@@ -63,6 +64,14 @@ class Storage:
         raise NotImplementedError
 
     async def delete(self, key: str) -> None:
+        raise NotImplementedError
+
+    def list_blobs(self) -> AsyncIterator[tuple[str, dt.datetime]]:
+        """Every blob's key and when it was written (garbage collection of blobs no row refers to)."""
+        raise NotImplementedError
+
+    async def sweep(self, older_than: dt.datetime) -> int:
+        """Removes temporary objects (and unfinished multipart uploads) begun before `older_than`; how many."""
         raise NotImplementedError
 
     async def check(self) -> None:
@@ -179,6 +188,39 @@ class LocalStorage(Storage):
         except FileNotFoundError:
             pass
 
+    async def list_blobs(self) -> AsyncIterator[tuple[str, dt.datetime]]:
+        def scan() -> list[tuple[str, dt.datetime]]:
+            with os.scandir(self.root) as entries:
+                return [
+                    (entry.name, dt.datetime.fromtimestamp(entry.stat().st_mtime, dt.UTC))
+                    for entry in entries
+                    if KEY.match(entry.name)
+                ]
+
+        try:
+            blobs = await asyncio.to_thread(scan)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise StorageUnavailable(f"cannot list {self.root}: {error.strerror}") from error
+        for blob in blobs:
+            yield blob
+
+    async def sweep(self, older_than: dt.datetime) -> int:
+        def remove_stale() -> int:
+            removed = 0
+            with os.scandir(self.root / ".tmp") as entries:
+                for entry in entries:
+                    if dt.datetime.fromtimestamp(entry.stat().st_mtime, dt.UTC) < older_than:
+                        os.unlink(entry.path)
+                        removed += 1
+            return removed
+
+        try:
+            return await asyncio.to_thread(remove_stale)
+        except FileNotFoundError:
+            return 0
+
     async def check(self) -> None:
         try:
             await aiofiles.os.makedirs(self.root / ".tmp", exist_ok=True)
@@ -189,15 +231,17 @@ class LocalStorage(Storage):
 
 
 class MemoryWriter(BlobWriter):
-    def __init__(self, blobs: dict[str, bytes]) -> None:
-        self.blobs = blobs
+    def __init__(self, store: MemoryStorage) -> None:
+        self.store = store
         self.data = bytearray()
 
     async def write(self, data: bytes | bytearray) -> None:
         self.data += data
 
     async def commit(self, key: str) -> None:
-        self.blobs.setdefault(check_key(key), bytes(self.data))
+        if check_key(key) not in self.store.blobs:
+            self.store.blobs[key] = bytes(self.data)
+            self.store.written[key] = dt.datetime.now(dt.UTC)
         self.data = bytearray()
 
     async def abort(self) -> None:
@@ -209,9 +253,10 @@ class MemoryStorage(Storage):
 
     def __init__(self) -> None:
         self.blobs: dict[str, bytes] = {}
+        self.written: dict[str, dt.datetime] = {}
 
     async def writer(self) -> BlobWriter:
-        return MemoryWriter(self.blobs)
+        return MemoryWriter(self)
 
     async def size(self, key: str) -> int | None:
         blob = self.blobs.get(check_key(key))
@@ -227,6 +272,14 @@ class MemoryStorage(Storage):
 
     async def delete(self, key: str) -> None:
         self.blobs.pop(check_key(key), None)
+        self.written.pop(key, None)
+
+    async def list_blobs(self) -> AsyncIterator[tuple[str, dt.datetime]]:
+        for key, written in list(self.written.items()):
+            yield key, written
+
+    async def sweep(self, older_than: dt.datetime) -> int:
+        return 0  # writers keep their bytes to themselves until commit
 
     async def check(self) -> None:
         pass

@@ -110,24 +110,31 @@ async def receive_multipart(
 
 
 async def save(db: Database, store: storage.Storage, user: UUID, files: list[Received]) -> list[Row]:
-    """Commits each blob under its sha256, then records it; returns the user_upload_complete rows."""
+    """Commits each blob under its sha256 and records it, in one transaction; returns the rows.
+
+    The shared blob locks, held from before a blob is looked for until its row is committed, keep garbage
+    collection (which takes them exclusively) from deleting a blob that is about to be referenced.
+    """
     try:
-        for file in files:
-            await file.writer.commit(file.digest.sha256)
+        async with db.transaction() as tx:
+            # Sorted, so that two requests taking the same locks never wait on each other in a cycle.
+            for sha256 in sorted({file.digest.sha256 for file in files}):
+                await tx.lock_blob_shared(sha256=sha256)
+            rows = []
+            for file in files:
+                await file.writer.commit(file.digest.sha256)
+                row = await tx.upsert_user_upload(
+                    user=user,
+                    url=f"storage://{file.digest.sha256}",
+                    sha256=file.digest.sha256,
+                    size=file.digest.size,
+                    md5=file.digest.md5,
+                    filename=file.filename,
+                )
+                rows.append(row)
     except BaseException:
         with anyio.CancelScope(shield=True):
             for file in files:
                 await file.writer.abort()
         raise
-    rows = []
-    for file in files:
-        row = await db.upsert_user_upload(
-            user=user,
-            url=f"storage://{file.digest.sha256}",
-            sha256=file.digest.sha256,
-            size=file.digest.size,
-            md5=file.digest.md5,
-            filename=file.filename,
-        )
-        rows.append(row)
     return rows

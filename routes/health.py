@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 
 import database
@@ -36,7 +36,24 @@ async def get_ready(request: Request) -> Response:
     return JSONResponse({"msg": f"not ready: {down} down", "status_code": 503, **checks}, status_code=503)
 
 
+async def get_metrics(request: Request) -> Response:
+    """Prometheus text: corrupt blobs and jobs by kind and state (cluster-wide: read from the database)."""
+    db = request.app.state.db
+    corrupt = (await db.count_corrupt_uploads())["count"]
+    lines = [
+        "# HELP drsbox_corrupt_blobs Stored blobs whose bytes failed their last integrity check.",
+        "# TYPE drsbox_corrupt_blobs gauge",
+        f"drsbox_corrupt_blobs {corrupt}",
+        "# HELP drsbox_jobs Jobs by kind and state.",
+        "# TYPE drsbox_jobs gauge",
+    ]
+    for row in await db.list_job_counts():
+        lines.append(f'drsbox_jobs{{kind="{row["kind"]}",state="{row["state"]}"}} {row["count"]}')
+    return PlainTextResponse("\n".join(lines) + "\n", media_type="text/plain; version=0.0.4")
+
+
 routes = [
     Route("/healthz", get_health, methods=["GET"], name="healthz"),
     Route("/readyz", get_ready, methods=["GET"], name="readyz"),
+    Route("/metrics", get_metrics, methods=["GET"], name="metrics"),
 ]

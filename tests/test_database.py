@@ -23,7 +23,9 @@ def public_methods(cls: type) -> dict[str, inspect.Signature]:
     return {
         name: inspect.signature(member)
         for name, member in vars(cls).items()
-        if inspect.iscoroutinefunction(member) and not name.startswith("_") and name not in ("connect", "close")
+        if inspect.iscoroutinefunction(member)
+        and not name.startswith("_")
+        and name not in ("connect", "close", "listen_jobs")
     }
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import os
 from pathlib import Path
@@ -146,3 +147,24 @@ async def test_aborting_a_multipart_upload_leaves_no_object_and_no_upload(store:
     await writer.write(os.urandom(PART + 1))  # one part already sent to S3
     await writer.abort()
     assert await leftovers(store) == []
+
+
+async def test_list_blobs_names_committed_blobs_only(store: storage.Storage) -> None:
+    keys = {await put(store, bytes([n]) * 10) for n in range(3)}
+    writer = await store.writer()
+    await writer.write(os.urandom(PART + 1))  # in progress: not a blob
+    listed = {key: written async for key, written in store.list_blobs()}
+    await writer.abort()
+    assert set(listed) == keys
+    assert all(abs((written - dt.datetime.now(dt.UTC)).total_seconds()) < 60 for written in listed.values())
+
+
+async def test_sweep_removes_only_stale_temporaries(store: storage.Storage) -> None:
+    key = await put(store, b"kept")
+    writer = await store.writer()
+    await writer.write(os.urandom(PART + 1))  # a local temp file, an S3 multipart upload
+    assert await store.sweep(dt.datetime.now(dt.UTC) - dt.timedelta(hours=1)) == 0
+    await store.sweep(dt.datetime.now(dt.UTC) + dt.timedelta(minutes=1))
+    assert await leftovers(store) == []
+    assert await read_all(store, key) == b"kept"
+    await writer.abort()
