@@ -19,7 +19,7 @@ import storage
 import upload
 from database import Database, Row
 from ingest import Ingest, TooLarge
-from netguard import Allowlist, Guard, Refused
+from netguard import Allowlist, Guard, Refused, Unreachable
 from settings import Settings
 
 MAX_METADATA = 1 << 20
@@ -187,6 +187,8 @@ async def import_url(
             source, ingest = await fetch(guard, source, keep, options.max_size, progress)
     except TimeoutError as error:
         raise ImportFailed(f"the import took longer than {options.timeout:g} seconds", permanent=False) from error
+    except (Unreachable, httpx.HTTPError) as error:
+        raise ImportFailed(f"cannot fetch the source: {error}", permanent=False) from error
     digest, writer = await ingest.finish()
     if source.sha256 and source.sha256.lower() != digest.sha256:
         await upload.abort_all([ingest])

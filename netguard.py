@@ -23,6 +23,10 @@ class Refused(Exception):
     """The URL may not be fetched: a permanent refusal, never retried."""
 
 
+class Unreachable(Exception):
+    """The source could not be reached or spoke broken HTTP: worth retrying later."""
+
+
 @dataclass(frozen=True)
 class Allowlist:
     networks: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
@@ -81,7 +85,10 @@ class Guard:
         host = parts.hostname
         if not host:
             raise Refused("the URL has no host")
-        port = parts.port or (443 if parts.scheme == "https" else 80)
+        try:
+            port = parts.port or (443 if parts.scheme == "https" else 80)
+        except ValueError as error:
+            raise Refused(f"malformed URL: {error}") from error
         try:
             literal = ipaddress.ip_address(host)
             addresses = [str(literal)]
@@ -111,7 +118,10 @@ class Guard:
                     headers={**(headers or {}), **pinned, "Accept-Encoding": "identity"},
                     extensions=extensions,
                 )
-                response = await client.send(request, stream=True)
+                try:
+                    response = await client.send(request, stream=True)
+                except httpx.HTTPError as error:
+                    raise Unreachable(f"{url}: {error}") from error
                 try:
                     if response.is_redirect and "location" in response.headers:
                         following = urljoin(url, response.headers["location"])

@@ -44,7 +44,9 @@ class Server:
 def server(env: dict[str, str], command: list[str] | None = None) -> Iterator[Server]:
     """Runs `python server.py` (or `command`) with `env` on top of ours plus a free PORT."""
     port = free_port()
+    env = {name: value.replace("{port}", str(port)) for name, value in env.items()}
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
+    host = full_env["HOST"]
     command = command or [sys.executable, "server.py"]
     log = Path(tempfile.mkstemp(prefix="drsbox-server-", suffix=".log")[1])
     with log.open("w") as output:
@@ -56,8 +58,8 @@ def server(env: dict[str, str], command: list[str] | None = None) -> Iterator[Se
             stderr=subprocess.STDOUT,
         )
     try:
-        wait_until_up(f"http://127.0.0.1:{port}", process)
-        yield Server(f"http://127.0.0.1:{port}", process, log)
+        wait_until_up(f"http://{host}:{port}", process)
+        yield Server(f"http://{host}:{port}", process, log)
     finally:
         process.terminate()
         try:
