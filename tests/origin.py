@@ -48,7 +48,8 @@ class Handler(BaseHTTPRequestHandler):
                     self.wfile.write(b"z" * 65536)
             except OSError:
                 pass
-        elif path == "/slow":
+        elif path == "/slow":  # 1 MB in 1000 pieces, `?ms=` apart (50 ms by default)
+            delay = int(self.path.partition("?ms=")[2] or 50) / 1000
             self.send_response(200)
             self.send_header("Content-Length", "1000000")
             self.end_headers()
@@ -56,7 +57,7 @@ class Handler(BaseHTTPRequestHandler):
                 for _ in range(1000):
                     self.wfile.write(b"s" * 1000)
                     self.wfile.flush()
-                    time.sleep(self.server.slow_delay)
+                    time.sleep(delay)
             except OSError:
                 pass
         else:
@@ -68,7 +69,6 @@ def origin(host: str = "127.0.0.2", files: dict[str, bytes] | None = None) -> It
     server = ThreadingHTTPServer((host, free_port()), Handler)
     server.daemon_threads = True
     server.files = files or {}
-    server.slow_delay = 0.05
     server.url = f"http://{host}:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()

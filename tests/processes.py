@@ -68,3 +68,29 @@ def server(env: dict[str, str], command: list[str] | None = None) -> Iterator[Se
             process.kill()
             process.wait()
         log.unlink(missing_ok=True)
+
+
+@contextmanager
+def worker(env: dict[str, str]) -> Iterator[Server]:
+    """Runs `python worker.py` with `env`; ready once it logs its job loops."""
+    log = Path(tempfile.mkstemp(prefix="drsbox-worker-", suffix=".log")[1])
+    with log.open("w") as output:
+        process = subprocess.Popen(
+            [sys.executable, "worker.py"], cwd=ROOT, env={**os.environ, **env}, stdout=output, stderr=subprocess.STDOUT
+        )
+    try:
+        deadline = time.monotonic() + 20
+        while "job loops" not in log.read_text():
+            if process.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not start: {log.read_text()}")
+            time.sleep(0.05)
+        yield Server("", process, log)
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        log.unlink(missing_ok=True)
