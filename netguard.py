@@ -5,13 +5,17 @@ re-checked, sizes and times capped. An operator allowlist (IMPORT_ALLOW) opens c
 from __future__ import annotations
 
 import asyncio
+import functools
 import ipaddress
+import os
 import socket
+import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from urllib.parse import urljoin, urlsplit
 
+import certifi
 import httpx
 
 MAX_REDIRECTS = 5
@@ -66,6 +70,12 @@ def check_address(host: str, address: str, allow: Allowlist) -> IPAddress:
     return ip
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    # Loading the CA bundle costs ~20 ms: once per process, not once per import.
+    return ssl.create_default_context(cafile=os.environ.get("SSL_CERT_FILE") or certifi.where())
+
+
 async def system_resolver(host: str, port: int) -> list[str]:
     infos = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     return [info[4][0] for info in infos]
@@ -109,7 +119,7 @@ class Guard:
     @asynccontextmanager
     async def get(self, url: str, headers: dict[str, str] | None = None) -> AsyncIterator[httpx.Response]:
         """GET with redirects followed by hand, each hop checked and pinned; yields the final response."""
-        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False) as client:
+        async with httpx.AsyncClient(timeout=self.timeout, follow_redirects=False, verify=tls_context()) as client:
             for _ in range(MAX_REDIRECTS + 1):
                 target, pinned, extensions = await self.pin(url)
                 request = client.build_request(
