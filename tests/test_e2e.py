@@ -150,3 +150,28 @@ def test_client_that_disconnects_mid_upload_leaves_nothing_behind(route: str, tm
         assert [name for name in os.listdir(tmp_path / "ufs") if name != ".tmp"] == []
         assert httpx.get(f"{server.url}/api/v1/uploads", headers=auth).json()["items"] == []
         assert "Traceback" not in server.log.read_text()
+
+
+def test_memory_mode_runs_jobs_in_process(tmp_path: Path) -> None:
+    from origin import origin
+
+    with origin("127.0.0.2", {"a.txt": b"imported in-process"}) as source:
+        env = {
+            "DATABASE_URL": "",
+            "DEV_TOKEN": "t",
+            "UFS_STORAGE": str(tmp_path / "ufs"),
+            "IMPORT_ALLOW": "127.0.0.2",
+            "JOB_POLL": "0.2",
+        }
+        with processes.server(env) as server:
+            auth = {"Authorization": "Bearer t"}
+            job = httpx.post(f"{server.url}/api/v1/imports", json={"url": f"{source.url}/files/a.txt"}, headers=auth)
+            assert job.status_code == 202
+            deadline = time.monotonic() + 20
+            while (state := httpx.get(f"{server.url}/api/v1/jobs/{job.json()['id']}", headers=auth).json())[
+                "state"
+            ] not in ("done", "failed") and time.monotonic() < deadline:
+                time.sleep(0.1)
+            assert state["state"] == "done", state
+            data = httpx.get(f"{server.url}/ga4gh/drs/v1/objects/{state['result']['id']}/access/https/data")
+            assert data.content == b"imported in-process"
