@@ -75,6 +75,12 @@ async def run_scrub(ctx: Context) -> dict[str, Any]:
     return await scrub.scrub(ctx.db, ctx.storage, s.scrub_max_age, s.scrub_batch, s.scrub_rate)
 
 
+async def run_stats(ctx: Context) -> dict[str, Any]:
+    await ctx.db.refresh_drs_stats()
+    stats = await ctx.db.get_drs_stats() or {}
+    return {"object_count": stats.get("object_count"), "total_size": stats.get("total_size")}
+
+
 async def run_noop(ctx: Context) -> dict[str, Any]:
     """Does nothing: for measuring the queue itself."""
     return {}
@@ -85,5 +91,6 @@ HANDLERS: dict[str, Callable[[Context], Awaitable[dict[str, Any]]]] = {
     "gc": run_gc,
     "sweep": run_sweep,
     "scrub": run_scrub,
+    "stats": run_stats,
     "noop": run_noop,
 }

@@ -49,6 +49,7 @@ class MemoryDatabase:
         self.jobs: dict[UUID, Row] = {}
         self.schedule: dict[str, dt.datetime] = {}
         self.listeners: list[MemoryListener] = []
+        self.stats: Row = {}
 
     async def close(self) -> None:
         pass
@@ -318,6 +319,14 @@ class MemoryDatabase:
         cutoff = now() - dt.timedelta(seconds=older_than)
         for id in [id for id, j in self.jobs.items() if j["state"] in ("done", "failed") and j["updated"] < cutoff]:
             del self.jobs[id]
+
+    async def refresh_drs_stats(self) -> None:
+        referenced = {row["upload"] for row in self.user_uploads.values()}
+        total = sum(self.uploads[id]["size"] for id in referenced)
+        self.stats = {"object_count": len(self.user_uploads), "total_size": total, "updated": now()}
+
+    async def get_drs_stats(self) -> Row | None:
+        return dict(self.stats) if self.stats else None
 
     async def claim_schedule(self, *, name: str, interval: float) -> Row | None:
         due = self.schedule.get(name)

@@ -26,13 +26,11 @@ async def translate_errors() -> AsyncIterator[None]:
         raise UniqueViolation(str(error)) from error
     except asyncpg.ForeignKeyViolationError as error:
         raise ForeignKeyViolation(str(error)) from error
-    except (
-        OSError,
-        TimeoutError,
-        asyncpg.InterfaceError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.CannotConnectNowError,
-    ) as error:
+    except asyncpg.InterfaceError as error:
+        if type(error) is not asyncpg.InterfaceError:
+            raise  # its subclasses (DataError, ...) are bad input, not a lost connection
+        raise Unavailable(str(error)) from error
+    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as error:
         raise Unavailable(str(error)) from error
 
 
@@ -200,6 +198,12 @@ class PostgresDatabase:
 
     async def delete_finished_jobs(self, *, older_than: float) -> None:
         await self._run("delete_finished_jobs", older_than)
+
+    async def refresh_drs_stats(self) -> None:
+        await self._run("refresh_drs_stats")
+
+    async def get_drs_stats(self) -> Row | None:
+        return await self._run("get_drs_stats")
 
     async def claim_schedule(self, *, name: str, interval: float) -> Row | None:
         return await self._run("claim_schedule", name, interval)

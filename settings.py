@@ -45,6 +45,7 @@ class Settings:
     scrub_max_age: float = 30 * 86400.0
     scrub_rate: int = 50_000_000
     scrub_batch: int = 100
+    stats_interval: float = 300.0
     import_mode: str = "copy"
     import_allow: str = ""
     import_max_size: int | None = None  # None: MAX_UPLOAD_SIZE
@@ -131,6 +132,7 @@ def job_settings(config: Config) -> dict[str, object]:
         "scrub_interval": "SCRUB_INTERVAL",
         "scrub_max_age": "SCRUB_MAX_AGE",
         "import_timeout": "IMPORT_TIMEOUT",
+        "stats_interval": "STATS_INTERVAL",
     }
     values: dict[str, object] = {
         field: config(name, cast=float, default=getattr(Settings, field)) for field, name in seconds.items()

@@ -45,7 +45,7 @@ class Worker:
     async def run(self) -> None:
         listener = await self.listen()
         try:
-            await asyncio.gather(self.maintain(), *(self.loop() for _ in range(self.loops)))
+            await asyncio.gather(self.maintain(), *(self.loop(f"{self.name}/{n}") for n in range(self.loops)))
         finally:
             if listener is not None:
                 await listener.close()
@@ -68,11 +68,13 @@ class Worker:
         except TimeoutError:
             pass
 
-    async def loop(self) -> None:
+    async def loop(self, holder: str) -> None:
+        """One job at a time. Each loop claims under a name of its own, so that a job rescued from it and
+        claimed again by a sibling loop is still recognised as no longer its own."""
         while not self.should_exit.is_set():
             self.wake.clear()
             try:
-                job = await self.db.claim_job(worker=self.name)
+                job = await self.db.claim_job(worker=holder)
             except Unavailable as error:
                 logger.warning("cannot claim jobs: %s", error)
                 await self.idle(self.settings.job_poll)
@@ -80,45 +82,48 @@ class Worker:
             if job is None:
                 await self.idle(self.settings.job_poll)
                 continue
-            await self.run_job(job)
+            await self.run_job(job, holder)
 
-    async def run_job(self, job: dict[str, Any]) -> None:
+    async def run_job(self, job: dict[str, Any], holder: str) -> None:
         ctx = jobs.Context(self.db, self.storage, self.settings, job)
         handler = jobs.HANDLERS.get(job["kind"])
         task = asyncio.ensure_future(handler(ctx) if handler else unknown_kind(job["kind"]))
         self.running.add(task)
-        beat = asyncio.ensure_future(self.heartbeat(ctx, task))
+        beat = asyncio.ensure_future(self.heartbeat(ctx, task, holder))
         try:
             result = await asyncio.shield(task)
         except asyncio.CancelledError:
             if not task.cancelled():
                 raise  # this loop itself is being cancelled
             if self.should_exit.is_set():
-                await settle(self.db.requeue_job(id=job["id"], worker=self.name))  # another worker takes it
+                await settle(self.db.requeue_job(id=job["id"], worker=holder))  # another worker takes it
                 logger.info("job %s (%s) handed back at shutdown", job["id"], job["kind"])
             # else the heartbeat found the job rescued by another worker: nothing of ours to record
         except Exception as error:
-            await settle(self.fail(job, error))
+            await settle(self.fail(job, holder, error))
         else:
-            await settle(self.db.complete_job(id=job["id"], worker=self.name, result=result))
+            try:
+                await settle(self.db.complete_job(id=job["id"], worker=holder, result=result))
+            except Exception as error:  # a result the database refuses (not JSON): the job failed
+                await settle(self.fail(job, holder, jobs.PermanentError(f"cannot record the result: {error}")))
         finally:
             self.running.discard(task)
             beat.cancel()
 
-    async def fail(self, job: dict[str, Any], error: Exception) -> None:
+    async def fail(self, job: dict[str, Any], holder: str, error: Exception) -> None:
         final = isinstance(error, jobs.PermanentError)
         backoff = min(self.settings.job_backoff * 2 ** (job["attempts"] - 1), 600.0)
         text = str(error) or type(error).__name__
-        failed = await self.db.fail_job(id=job["id"], worker=self.name, error=text, backoff=backoff, final=final)
+        failed = await self.db.fail_job(id=job["id"], worker=holder, error=text, backoff=backoff, final=final)
         state = failed["state"] if failed else "lost"
         log = logger.error if state == "failed" else logger.warning
         log("job %s (%s) attempt %d: %s → %s", job["id"], job["kind"], job["attempts"], text, state)
 
-    async def heartbeat(self, ctx: jobs.Context, task: asyncio.Task[Any]) -> None:
+    async def heartbeat(self, ctx: jobs.Context, task: asyncio.Task[Any], holder: str) -> None:
         while not task.done():
             await asyncio.sleep(self.settings.job_heartbeat)
             try:
-                alive = await self.db.update_job_heartbeat(id=ctx.job["id"], worker=self.name, progress=ctx.progress)
+                alive = await self.db.update_job_heartbeat(id=ctx.job["id"], worker=holder, progress=ctx.progress)
             except Unavailable:
                 continue
             if alive is None:  # rescued by another worker after we stalled: stop doing its work twice
@@ -131,6 +136,7 @@ class Worker:
         periodic = {
             "sweep": self.settings.sweep_interval,
             "scrub": self.settings.scrub_interval,
+            "stats": self.settings.stats_interval,
         }
         if not isinstance(self.db, MemoryDatabase):
             # Memory mode's rows vanish on restart while its blobs stay: collecting there would lose files.

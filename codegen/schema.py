@@ -145,6 +145,18 @@ TABLES: tuple[Table, ...] = (
         since=1,
     ),
     Table(
+        "drs_stats",
+        (
+            # A single row, refreshed by the `stats` job: service-info reads it instead of counting 10M rows.
+            Column("id", "boolean", null=False, default="true"),
+            Column("object_count", "bigint", null=False),
+            Column("total_size", "bigint", null=False),
+            Column("updated", "timestamptz", null=False, default="now()"),
+        ),
+        checks=("id",),
+        since=2,
+    ),
+    Table(
         "schedule",
         (
             Column("name", "varchar", null=False),
@@ -190,7 +202,7 @@ JOIN upload ON user_upload.upload = upload.id""",
     ),
 )
 
-VERSIONS: tuple[str, ...] = ("00", "01")
+VERSIONS: tuple[str, ...] = ("00", "01", "02")
 
 SEED: tuple[str, ...] = (
     f"INSERT INTO \"user\" (id, name, email) VALUES ('{SERVICE_USER_ID}', 'Service', '') ON CONFLICT DO NOTHING;",

@@ -71,6 +71,15 @@ CREATE TABLE "jobs" (
 CREATE INDEX "jobs_queued_idx" ON "jobs" (run_after) WHERE state = 'queued';
 CREATE INDEX "jobs_running_idx" ON "jobs" (heartbeat) WHERE state = 'running';
 
+CREATE TABLE "drs_stats" (
+    "id" boolean NOT NULL DEFAULT true,
+    "object_count" bigint NOT NULL,
+    "total_size" bigint NOT NULL,
+    "updated" timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY ("id"),
+    CONSTRAINT "drs_stats_check1" CHECK (id)
+);
+
 CREATE TABLE "schedule" (
     "name" varchar NOT NULL,
     "next_run" timestamptz NOT NULL,
@@ -96,4 +105,4 @@ INSERT INTO "user" (id, name, email) VALUES ('00000000-0000-0000-0000-0000000000
 
 CREATE TABLE IF NOT EXISTS schema_migrations (version varchar(128) PRIMARY KEY);
 
-INSERT INTO schema_migrations (version) VALUES ('00'), ('01');
+INSERT INTO schema_migrations (version) VALUES ('00'), ('01'), ('02');

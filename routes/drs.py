@@ -107,6 +107,10 @@ async def get_service_info(request: Request) -> Response:
         # Added after 1.2: a 1.2 deployment emits exactly the 1.2 shape, which strict 1.2 validators demand.
         info["maxBulkRequestLength"] = settings.drs_max_bulk
         info["drs"] = {"maxBulkRequestLength": settings.drs_max_bulk}
+        # Counted by the periodic `stats` job (STATS_INTERVAL), never per request: cheap at any size.
+        stats = await request.app.state.db.get_drs_stats()
+        if stats is not None:
+            info["drs"].update(objectCount=stats["object_count"], totalObjectSize=stats["total_size"])
     return JSONResponse(info)
 
 

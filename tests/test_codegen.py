@@ -12,7 +12,7 @@ import pytest
 import postgres
 from codegen import __main__ as codegen_main
 from codegen import sql
-from codegen.schema import SERVICE_USER_ID, TABLES, VIEWS
+from codegen.schema import SERVICE_USER_ID, TABLES, VERSIONS, VIEWS
 from conftest import ROOT
 
 pytestmark = pytest.mark.anyio
@@ -95,8 +95,10 @@ async def test_dbmate_applies_and_rolls_back_the_schema_on_an_empty_database(pg_
         }
         assert {table.name for table in TABLES} | {view.name for view in VIEWS} <= names
         assert await conn.fetchval('SELECT name FROM "user" WHERE id = $1::uuid', SERVICE_USER_ID) == "Service"
-        postgres.dbmate(url, "rollback")
-        assert await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname = 'jobs'") == 0
+        for version in reversed(VERSIONS[1:]):
+            postgres.dbmate(url, "rollback")
+            newer = [table.name for table in TABLES if table.since >= int(version)]
+            assert await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname = ANY($1)", newer) == 0
         assert await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname = 'user_upload'") == 1
         postgres.dbmate(url, "rollback")
         assert await conn.fetchval("SELECT count(*) FROM pg_class WHERE relname = 'user_upload'") == 0

@@ -59,8 +59,9 @@ def test_every_variable_the_compose_file_uses_is_documented() -> None:
     for name in ("migrate", "ui", "worker"):
         environment = SERVICES[name]["environment"]
         assert set(environment) <= ENV_EXAMPLE - COMPOSE_ONLY - AWS | {"DATABASE_URL"}
-        assert environment["DATABASE_URL"].startswith("postgres://drsbox:") and "@pg:5432/drsbox" in (
-            environment["DATABASE_URL"]
+        assert (
+            environment["DATABASE_URL"].startswith("postgres://drsbox:")
+            and "@pg:5432/drsbox" in (environment["DATABASE_URL"])
         )
 
 

@@ -294,3 +294,16 @@ async def test_drs_version_1_2_emits_the_1_2_service_info_shape(
     assert info["type"]["version"] == "1.2.0"
     assert "maxBulkRequestLength" not in info and "drs" not in info
     validate(info, "Service")
+
+
+async def test_service_info_counts_objects_and_distinct_bytes_as_of_the_last_stats_job(
+    client: httpx.AsyncClient, db: Database
+) -> None:
+    assert "objectCount" not in (await client.get("/ga4gh/drs/v1/service-info")).json()["drs"]  # never counted
+    await upload(client, b"12345", "a")
+    await upload(client, b"12345", "b")  # same bytes: counted once in totalObjectSize
+    await upload(client, b"1234567890", "c")
+    await db.refresh_drs_stats()
+    info = (await client.get("/ga4gh/drs/v1/service-info")).json()
+    assert (info["drs"]["objectCount"], info["drs"]["totalObjectSize"]) == (3, 15)
+    validate(info, "DrsService")

@@ -17,7 +17,6 @@ import scrub
 from auth import SERVICE_USER
 from database import Database
 from ingest import Digest
-from memdb import MemoryDatabase
 from pgdb import PostgresDatabase
 from storage import LocalStorage
 from upload import Received, save
