@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import hmac
 import secrets
@@ -49,10 +51,26 @@ async def user_of(request: Request) -> UUID:
         if secret and hmac.compare_digest(credentials.encode(), secret.encode()):
             return SERVICE_USER
         raise Unauthorized("invalid service token")
+    if scheme == "basic":
+        # Basic is the same token as the password (the user name is not checked), for clients that only do Basic.
+        try:
+            credentials = base64.b64decode(credentials, validate=True).decode().partition(":")[2]
+        except (binascii.Error, UnicodeDecodeError):
+            raise Unauthorized("malformed Basic credentials") from None
+        scheme = "bearer"
     if scheme == "bearer":
         token_hash = hash_token(credentials)
         row = await request.app.state.db.get_user_by_token(token_hash=token_hash)
         if row is not None and hmac.compare_digest(row["token_hash"], token_hash):
             return row["id"]
         raise Unauthorized("invalid bearer token")
-    raise Unauthorized("unsupported authorization scheme: use Bearer (or Token for the service)")
+    raise Unauthorized("unsupported authorization scheme: use Bearer or Basic (or Token for the service)")
+
+
+async def may_read(request: Request, owner: UUID | None) -> bool:
+    """Whether the caller may read an object of `owner` (DRS_AUTH=token: the owner and the service only).
+    Raises Unauthorized when credentials are needed and missing or wrong."""
+    if request.app.state.settings.drs_auth == "public":
+        return True
+    user = await user_of(request)
+    return user == SERVICE_USER or user == owner

@@ -16,6 +16,7 @@ from auth import Unauthorized
 from imports import ImportFailed
 from ingest import TooLarge
 from netguard import Refused
+from signing import Forbidden
 
 logger = logging.getLogger("drsbox")
 
@@ -31,6 +32,10 @@ async def http_error(request: Request, exc: Exception) -> Response:
 
 async def unauthorized(request: Request, exc: Exception) -> Response:
     return error_response(401, str(exc), {"WWW-Authenticate": 'Bearer realm="drsbox"'})
+
+
+async def forbidden(request: Request, exc: Exception) -> Response:
+    return error_response(403, str(exc))
 
 
 async def bad_request(request: Request, exc: Exception) -> Response:
@@ -69,6 +74,7 @@ async def server_error(request: Request, exc: Exception) -> Response:
 HANDLERS = {
     HTTPException: http_error,
     Unauthorized: unauthorized,
+    Forbidden: forbidden,
     upload.BadUpload: bad_request,
     multipart.MalformedMultipart: bad_request,
     TooLarge: too_large,

@@ -103,6 +103,9 @@ def main(argv: list[str] | None = None) -> int:
         app,
         host=settings.host,
         port=settings.port,
+        # X-Forwarded-Proto/For are honoured only from these proxies; links always come from PUBLIC_URL.
+        proxy_headers=True,
+        forwarded_allow_ips=settings.forwarded_allow_ips,
         log_level=settings.log_level,
         access_log=False,
         ssl_certfile=settings.ssl_certfile,

@@ -28,6 +28,9 @@ class Settings:
     ufs_presign_expiry: int = 3600
     drs_max_bulk: int = 1000
     drs_version: str = "1.5.0"
+    drs_auth: str = "public"  # "token": objects readable by their owner and the service identity only
+    drs_url_expiry: int = 3600
+    forwarded_allow_ips: str = "127.0.0.1"
     run_jobs: bool | None = None  # None: in-process job loops only in memory mode
     n_workers: int = 2
     job_heartbeat: float = 5.0
@@ -74,6 +77,13 @@ def load(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Se
     max_upload_size = config("MAX_UPLOAD_SIZE", cast=int, default=Settings.max_upload_size)
     if max_upload_size < 1:
         raise ValueError("MAX_UPLOAD_SIZE must be a positive number of bytes")
+    # PWB deployments name the service secret NEXTAUTH_SECRET; either works.
+    secret = config("SECRET", default="") or config("NEXTAUTH_SECRET", default="") or None
+    drs_auth = config("DRS_AUTH", default=Settings.drs_auth)
+    if drs_auth not in ("public", "token"):
+        raise ValueError(f"DRS_AUTH must be public or token, got {drs_auth!r}")
+    if drs_auth == "token" and not secret:
+        raise ValueError("DRS_AUTH=token needs SECRET: it signs the access URLs")
     drs_version = config("DRS_VERSION", default=Settings.drs_version)
     if drs_version not in DRS_VERSIONS:
         raise ValueError(f"DRS_VERSION must be one of {', '.join(DRS_VERSIONS)}, got {drs_version!r}")
@@ -83,8 +93,7 @@ def load(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Se
         public_url=public_url.rstrip("/"),
         database_url=config("DATABASE_URL", default="") or None,
         ufs_storage=config("UFS_STORAGE", default="") or Settings.ufs_storage,
-        # PWB deployments name the service secret NEXTAUTH_SECRET; either works.
-        secret=config("SECRET", default="") or config("NEXTAUTH_SECRET", default="") or None,
+        secret=secret,
         dev_token=config("DEV_TOKEN", default="") or None,
         max_upload_size=max_upload_size,
         ufs_fsync=config("UFS_FSYNC", cast=bool, default=True),
@@ -92,6 +101,9 @@ def load(environ: Mapping[str, str] | None = None, env_file: str = ".env") -> Se
         ufs_presign_expiry=config("UFS_PRESIGN_EXPIRY", cast=int, default=Settings.ufs_presign_expiry),
         drs_max_bulk=config("DRS_MAX_BULK", cast=int, default=Settings.drs_max_bulk),
         drs_version=drs_version,
+        drs_auth=drs_auth,
+        drs_url_expiry=config("DRS_URL_EXPIRY", cast=int, default=Settings.drs_url_expiry),
+        forwarded_allow_ips=config("FORWARDED_ALLOW_IPS", default=Settings.forwarded_allow_ips),
         **job_settings(config),
         log_level=config("LOG_LEVEL", default=Settings.log_level),
         ssl_certfile=ssl_certfile,

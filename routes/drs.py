@@ -13,6 +13,8 @@ from starlette.routing import Route
 
 import download
 import links
+import signing
+from auth import may_read
 from database import Row
 from payload import read_json
 from settings import Settings
@@ -20,7 +22,10 @@ from settings import Settings
 OBJECT_ID = re.compile(r"^[A-Za-z0-9._~-]+$")
 PRESIGNED = "presigned"
 VERSION = "0.1.0"
-AUTHORIZATIONS = {"supported_types": ["None"]}
+
+
+def authorizations(settings: Settings) -> dict[str, list[str]]:
+    return {"supported_types": ["BearerAuth", "BasicAuth"] if settings.drs_auth == "token" else ["None"]}
 
 
 def parse_id(object_id: Any) -> UUID | None:
@@ -33,12 +38,19 @@ def parse_id(object_id: Any) -> UUID | None:
         return None
 
 
-async def object_or_404(request: Request) -> Row:
+async def object_or_404(request: Request, authorized: bool = False) -> Row:
+    """The object of the path; with DRS_AUTH=token only for its owner and the service (others get 404, as if
+    it did not exist), unless the request was `authorized` otherwise (a signed URL)."""
     id = parse_id(request.path_params["object_id"])
     row = None if id is None else await request.app.state.db.get_drs_object(id=id)
-    if row is None:
+    if row is None or not (authorized or await may_read(request, row["user"])):
         raise HTTPException(404, f"no object {request.path_params['object_id']}")
     return row
+
+
+def refuse_passports(request: Request, body: dict[str, Any]) -> None:
+    if body.get("passports") and request.app.state.settings.drs_auth == "token":
+        raise HTTPException(400, "passport authorization is not configured here: use a bearer token or Basic auth")
 
 
 def access_ids(request: Request) -> tuple[str, ...]:
@@ -53,7 +65,16 @@ async def access_url(request: Request, row: Row, access_id: str) -> str:
         raise HTTPException(404, f"no access method {access_id!r}: this server offers {offered}")
     if access_id == PRESIGNED:
         return await download.presigned_url(request, row)
-    return links.data_url(request.app.state.settings, row["id"])
+    return data_url(request.app.state.settings, row)
+
+
+def data_url(settings: Settings, row: Row) -> str:
+    """The byte route; signed and expiring when objects are not public, so that it needs no header."""
+    url = links.data_url(settings, row["id"])
+    if settings.drs_auth == "public":
+        return url
+    assert settings.secret is not None
+    return signing.sign(url, settings.secret, str(row["id"]), "https", settings.drs_url_expiry)
 
 
 def parse_expand(value: Any) -> bool:
@@ -79,7 +100,7 @@ def drs_object(settings: Settings, row: Row, ids: tuple[str, ...]) -> dict[str, 
         "mime_type": download.content_type(row["filename"]),
         "checksums": checksums,
         "access_methods": [
-            {"type": "https", "access_id": id, "access_url": {"url": links.data_url(settings, row["id"])}}
+            {"type": "https", "access_id": id, "access_url": {"url": data_url(settings, row)}}
             if id == "https"
             else {"type": "https", "access_id": id}  # presigned URLs expire: fetched from /access when needed
             for id in ids
@@ -117,7 +138,9 @@ async def get_service_info(request: Request) -> Response:
 async def get_object(request: Request) -> Response:
     """One object's metadata (GET, or POST with `expand`/`passports` in the body)."""
     if request.method == "POST":
-        parse_expand((await read_json(request, required=False)).get("expand"))
+        body = await read_json(request, required=False)
+        refuse_passports(request, body)
+        parse_expand(body.get("expand"))
     else:
         parse_expand(request.query_params.get("expand"))
     row = await object_or_404(request)
@@ -126,21 +149,32 @@ async def get_object(request: Request) -> Response:
 
 async def options_object(request: Request) -> Response:
     """How to authorize requests for one object: objects are public."""
-    row = await object_or_404(request)
-    return JSONResponse({"drs_object_id": str(row["id"]), **AUTHORIZATIONS})
+    settings = request.app.state.settings
+    object_id = request.path_params["object_id"]
+    id = parse_id(object_id)
+    # OPTIONS needs no credentials. With DRS_AUTH=token it answers for any id, so it tells nobody which exist.
+    if settings.drs_auth == "public" and (id is None or await request.app.state.db.get_drs_object(id=id) is None):
+        raise HTTPException(404, f"no object {object_id}")
+    return JSONResponse({"drs_object_id": object_id, **authorizations(settings)})
 
 
 async def get_access_url(request: Request) -> Response:
     """The URL that serves an object's bytes."""
     if request.method == "POST":
-        await read_json(request, required=False)
+        refuse_passports(request, await read_json(request, required=False))
     row = await object_or_404(request)
     return JSONResponse({"url": await access_url(request, row, request.path_params["access_id"])})
 
 
 async def get_object_data(request: Request) -> Response:
     """PWB's byte route: the object's bytes, with Range, conditional requests and HEAD."""
-    row = await object_or_404(request)
+    settings, query = request.app.state.settings, request.query_params
+    signed = settings.drs_auth == "token" and "signature" in query
+    if signed:
+        assert settings.secret is not None
+        object_id = request.path_params["object_id"]
+        signing.verify(settings.secret, object_id, "https", query.get("expires", ""), query["signature"])
+    row = await object_or_404(request, authorized=signed)
     return await download.blob_response(request, row, request.app.state.storage)
 
 
@@ -164,7 +198,8 @@ async def resolve(request: Request, ids: list[Any]) -> tuple[dict[str, Row], lis
             continue
         parsed[object_id] = id
     rows = await request.app.state.db.list_drs_objects(ids=[id for id in parsed.values() if id is not None])
-    by_id = {row["id"]: row for row in rows}
+    # With DRS_AUTH=token, others' objects are unresolved (404) like missing ones.
+    by_id = {row["id"]: row for row in rows if await may_read(request, row["user"])}
     found = {object_id: by_id[id] for object_id, id in parsed.items() if id in by_id}
     missing = [object_id for object_id in parsed if object_id not in found]
     unresolved = [{"error_code": code, "object_ids": ids} for code, ids in ((400, malformed), (404, missing)) if ids]
@@ -178,6 +213,7 @@ def summary(requested: int, resolved: int) -> dict[str, int]:
 async def post_bulk_objects(request: Request) -> Response:
     """Metadata of several objects at once."""
     body = await read_json(request)
+    refuse_passports(request, body)
     parse_expand(body.get("expand", request.query_params.get("expand")))
     ids = bulk_ids(request, body.get("bulk_object_ids"), "bulk_object_ids")
     found, unresolved = await resolve(request, ids)
@@ -192,13 +228,21 @@ async def post_bulk_objects(request: Request) -> Response:
 
 
 async def options_bulk_objects(request: Request) -> Response:
-    """How to authorize requests for several objects."""
+    """How to authorize requests for several objects (no credentials needed, as for one object)."""
+    settings = request.app.state.settings
     ids = bulk_ids(request, (await read_json(request)).get("bulk_object_ids"), "bulk_object_ids")
-    found, unresolved = await resolve(request, ids)
+    if settings.drs_auth == "token":
+        found = {object_id: object_id for object_id in ids if isinstance(object_id, str) and OBJECT_ID.match(object_id)}
+        unresolved = (
+            [{"error_code": 400, "object_ids": [i for i in ids if i not in found]}] if len(found) < len(ids) else []
+        )
+    else:
+        rows, unresolved = await resolve(request, ids)
+        found = {object_id: str(row["id"]) for object_id, row in rows.items()}
     return JSONResponse(
         {
             "summary": summary(len(ids), len(found)),
-            "resolved_drs_object": [{"drs_object_id": str(row["id"]), **AUTHORIZATIONS} for row in found.values()],
+            "resolved_drs_object": [{"drs_object_id": id, **authorizations(settings)} for id in found.values()],
             "unresolved_drs_objects": unresolved,
         }
     )
@@ -206,7 +250,9 @@ async def options_bulk_objects(request: Request) -> Response:
 
 async def post_bulk_access(request: Request) -> Response:
     """Access URLs for several (object, access id) pairs."""
-    items = bulk_ids(request, (await read_json(request)).get("bulk_object_access_ids"), "bulk_object_access_ids")
+    body = await read_json(request)
+    refuse_passports(request, body)
+    items = bulk_ids(request, body.get("bulk_object_access_ids"), "bulk_object_access_ids")
     if not all(isinstance(item, dict) and isinstance(item.get("bulk_access_ids"), list) for item in items):
         raise HTTPException(400, "each bulk_object_access_ids item needs bulk_object_id and bulk_access_ids")
     found, unresolved = await resolve(request, [item.get("bulk_object_id") for item in items])

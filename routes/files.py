@@ -15,7 +15,7 @@ from starlette.routing import Route
 import download
 import links
 import upload
-from auth import user_of
+from auth import may_read, user_of
 from payload import read_json
 from routes.uploads import check_length
 
@@ -55,7 +55,7 @@ async def download_file(request: Request) -> Response:
         raise HTTPException(400, f"only drs://{state.settings.drs_host}/... links can be downloaded here")
     id = parse_drs_id(parts.path)
     row = None if id is None else await state.db.get_drs_object(id=id)
-    if row is None:
+    if row is None or not await may_read(request, row["user"]):
         raise HTTPException(404, f"no object {url}")
     return await download.blob_response(request, row, state.storage)
 

@@ -3,9 +3,11 @@
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import subprocess
+import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -24,8 +26,10 @@ FILES = {
     "empty.bin": b"",
     "données brutes (v2).fastq.gz": os.urandom(300_000),
 }
-# Objects are public today. Bearer, basic and passport modes join here once objects can be private.
-AUTH_MODES = ["none"]
+# "none" against public objects (DRS_AUTH=public); "bearer" and "basic" against DRS_AUTH=token, where only
+# the owner may read. Passport mode does not apply: drsbox validates no passports, and refuses them clearly.
+AUTH_MODES = ["none", "bearer", "basic"]
+OWNER_TOKEN = "compliance-owner-token"
 
 
 @pytest.fixture(scope="module")
@@ -52,8 +56,8 @@ def server_env(request: pytest.FixtureRequest, tmp_path: Path) -> dict[str, str]
     }
 
 
-def upload_files(url: str) -> list[str]:
-    headers = {"Authorization": f"Token {SECRET}"}
+def upload_files(url: str, headers: dict[str, str] | None = None) -> list[str]:
+    headers = headers or {"Authorization": f"Token {SECRET}"}
     ids = []
     for name, data in FILES.items():
         response = httpx.post(f"{url}/api/v1/uploads", params={"filename": name}, content=data, headers=headers)
@@ -66,7 +70,35 @@ def auth(mode: str) -> dict[str, str]:
     """The suite's credentials for one auth mode: its `auth_type` and `auth_token` config fields."""
     if mode == "none":
         return {"auth_type": "none", "auth_token": ""}
-    raise ValueError(f"no credentials for auth mode {mode!r} yet")
+    if mode == "bearer":
+        return {"auth_type": "bearer", "auth_token": OWNER_TOKEN}
+    if mode == "basic":
+        return {"auth_type": "basic", "auth_token": base64.b64encode(f"owner:{OWNER_TOKEN}".encode()).decode()}
+    raise ValueError(f"no credentials for auth mode {mode!r}")
+
+
+def owner_headers(env: dict[str, str]) -> dict[str, str]:
+    """Creates the owner whose token the suite presents (DEV_TOKEN in memory mode, create-token otherwise)."""
+    if env["DATABASE_URL"]:
+        command = [sys.executable, "-c", CREATE_OWNER]
+        subprocess.run(command, cwd=processes.ROOT, env={**os.environ, **env}, check=True, capture_output=True)
+    return {"Authorization": f"Bearer {OWNER_TOKEN}"}
+
+
+# A fixed token for a user of the PostgreSQL database, through the same function create-token uses.
+CREATE_OWNER = f"""
+import asyncio, settings
+from auth import issue_token
+from database import UniqueViolation, open_database
+async def main():
+    db = await open_database(settings.load().database_url)
+    try:
+        await issue_token(db, "owner", "{OWNER_TOKEN}")
+    except UniqueViolation:
+        pass  # made by an earlier test on the same database
+    await db.close()
+asyncio.run(main())
+"""
 
 
 def run_suite(suite: Path, url: str, ids: list[str], mode: str, folder: Path) -> dict[str, Any]:
@@ -83,8 +115,9 @@ def run_suite(suite: Path, url: str, ids: list[str], mode: str, folder: Path) ->
     return json.loads((folder / "report.json").read_text())
 
 
-def access_ids(url: str, id: str) -> list[str]:
-    return [method["access_id"] for method in httpx.get(f"{url}/ga4gh/drs/v1/objects/{id}").json()["access_methods"]]
+def access_ids(url: str, id: str, headers: dict[str, str]) -> list[str]:
+    drs = httpx.get(f"{url}/ga4gh/drs/v1/objects/{id}", headers=headers).json()
+    return [method["access_id"] for method in drs["access_methods"]]
 
 
 def problems(report: dict[str, Any]) -> list[str]:
@@ -99,10 +132,14 @@ def problems(report: dict[str, Any]) -> list[str]:
 
 @pytest.mark.parametrize("mode", AUTH_MODES)
 def test_compliance_suite_passes_every_case(suite: Path, server_env: dict[str, str], mode: str, tmp_path: Path) -> None:
-    with processes.server(server_env) as server:
-        ids = upload_files(server.url)
+    env = {**server_env, "DEV_TOKEN": OWNER_TOKEN, "DRS_AUTH": "public" if mode == "none" else "token"}
+    with processes.server(env) as server:
+        headers = owner_headers(env)
+        ids = upload_files(server.url, headers)
         report = run_suite(suite, server.url, ids, mode, tmp_path)
-        methods = [access_ids(server.url, id) for id in ids]
+        methods = [access_ids(server.url, id, headers) for id in ids]
+        if mode != "none":  # the suite really needed its credentials
+            assert httpx.get(f"{server.url}/ga4gh/drs/v1/objects/{ids[0]}").status_code == 401
     assert problems(report) == []
     assert report["summary"]["failed"] == 0
     # Every case ran: service-info (3), each object (5), each of its access methods (3).
