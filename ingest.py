@@ -104,14 +104,19 @@ class Ingest:
 
     async def _flush(self) -> None:
         if not self.lanes:
-            self.writer = NullWriter() if self.store is None else await self.store.writer()
+            self.writer = writer = NullWriter() if self.store is None else await self.store.writer()
             hash_sha256 = in_thread(self.sha256.update)
+            blocking = writer.blocking
+
+            def hash_and_write(block: bytearray) -> None:
+                self.sha256.update(block)
+                blocking(block)  # type: ignore[misc]
 
             async def sha256_and_write(block: bytearray) -> None:
-                assert self.writer is not None
-                await asyncio.gather(hash_sha256(block), self.writer.write(block))
+                await asyncio.gather(hash_sha256(block), writer.write(block))
 
-            self.lanes = [Lane(in_thread(self.md5.update)), Lane(sha256_and_write)]
+            second = in_thread(hash_and_write) if blocking is not None else sha256_and_write
+            self.lanes = [Lane(in_thread(self.md5.update)), Lane(second)]
         if self.buffer:
             block, self.buffer = self.buffer, bytearray()
             for lane in self.lanes:
