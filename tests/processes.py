@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -19,13 +20,14 @@ from postgres import free_port
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def wait_until_up(url: str, process: subprocess.Popen, timeout: float = 20.0) -> None:
+def wait_until_up(url: str, process: subprocess.Popen, ca: Path | None = None, timeout: float = 20.0) -> None:
+    verify = ssl.create_default_context(cafile=str(ca)) if ca else True
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise RuntimeError(f"the server exited with {process.returncode}")
         try:
-            if httpx.get(f"{url}/healthz", timeout=1).status_code == 200:
+            if httpx.get(f"{url}/healthz", timeout=1, verify=verify).status_code == 200:
                 return
         except httpx.TransportError:
             pass
@@ -41,8 +43,9 @@ class Server:
 
 
 @contextmanager
-def server(env: dict[str, str], command: list[str] | None = None) -> Iterator[Server]:
-    """Runs `python server.py` (or `command`) with `env` on top of ours plus a free PORT."""
+def server(env: dict[str, str], command: list[str] | None = None, ca: Path | None = None) -> Iterator[Server]:
+    """Runs `python server.py` (or `command`) with `env` on top of ours plus a free PORT; with `ca`, the server
+    speaks https (SSL_CERTFILE in `env`) under the name localhost, checked against that CA."""
     port = free_port()
     env = {name: value.replace("{port}", str(port)) for name, value in env.items()}
     full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
@@ -57,9 +60,10 @@ def server(env: dict[str, str], command: list[str] | None = None) -> Iterator[Se
             stdout=output,
             stderr=subprocess.STDOUT,
         )
+    url = f"https://localhost:{port}" if ca else f"http://{host}:{port}"
     try:
-        wait_until_up(f"http://{host}:{port}", process)
-        yield Server(f"http://{host}:{port}", process, log)
+        wait_until_up(url, process, ca)
+        yield Server(url, process, log)
     finally:
         process.terminate()
         try:

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 import datetime
 import ipaddress
-import os
-import ssl
-import subprocess
-import sys
-import tempfile
-import time
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 
-from postgres import free_port
-from processes import ROOT, Server
+import processes
+from processes import Server
 
 
 @dataclass(frozen=True)
@@ -90,40 +82,7 @@ def make_certificates(folder: Path) -> Certificates:
     return certificates
 
 
-def wait_until_up(url: str, process: subprocess.Popen, ca: Path, timeout: float = 20.0) -> None:
-    context = ssl.create_default_context(cafile=str(ca))
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"the server exited with {process.returncode}")
-        try:
-            if httpx.get(f"{url}/healthz", timeout=1, verify=context).status_code == 200:
-                return
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    raise TimeoutError(f"{url} did not come up")
-
-
-@contextmanager
-def server(env: dict[str, str], certificates: Certificates) -> Iterator[Server]:
-    """`python server.py` serving https with `certificates` on a free port: processes.server's twin for TLS."""
-    port = free_port()
-    full_env = {**os.environ, "HOST": "127.0.0.1", "PORT": str(port), **env}
-    full_env |= {"SSL_CERTFILE": str(certificates.cert), "SSL_KEYFILE": str(certificates.key)}
-    log = Path(tempfile.mkstemp(prefix="drsbox-server-", suffix=".log")[1])
-    with log.open("w") as output:
-        process = subprocess.Popen(
-            [sys.executable, "server.py"], cwd=ROOT, env=full_env, stdout=output, stderr=subprocess.STDOUT
-        )
-    try:
-        wait_until_up(f"https://localhost:{port}", process, certificates.ca)
-        yield Server(f"https://localhost:{port}", process, log)
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-        log.unlink(missing_ok=True)
+def server(env: dict[str, str], certificates: Certificates) -> AbstractContextManager[Server]:
+    """`python server.py` serving https with `certificates` on a free port."""
+    tls = {"SSL_CERTFILE": str(certificates.cert), "SSL_KEYFILE": str(certificates.key)}
+    return processes.server({**env, **tls}, ca=certificates.ca)
