@@ -167,39 +167,28 @@ TABLES: tuple[Table, ...] = (
     ),
 )
 
+# PWB's columns first; drsbox's appended, since a replaced view may only gain columns at the end.
+UPLOAD_COMPLETE = (
+    "user_upload.id",
+    'user_upload."user"',
+    "upload.url",
+    "upload.sha256",
+    "upload.size",
+    "user_upload.filename",
+    "user_upload.created",
+    "upload.md5",
+    "user_upload.upload",
+)
+
+
+def upload_complete(*columns: str) -> str:
+    listed = ",\n".join(f"    {column}" for column in columns)
+    return f"SELECT\n{listed}\nFROM user_upload\nJOIN upload ON user_upload.upload = upload.id"
+
+
 VIEWS: tuple[View, ...] = (
-    View(
-        "user_upload_complete",
-        """SELECT
-    user_upload.id,
-    user_upload."user",
-    upload.url,
-    upload.sha256,
-    upload.size,
-    user_upload.filename,
-    user_upload.created,
-    upload.md5,
-    user_upload.upload
-FROM user_upload
-JOIN upload ON user_upload.upload = upload.id""",
-    ),
-    View(
-        "user_upload_complete",
-        """SELECT
-    user_upload.id,
-    user_upload."user",
-    upload.url,
-    upload.sha256,
-    upload.size,
-    user_upload.filename,
-    user_upload.created,
-    upload.md5,
-    user_upload.upload,
-    upload.corrupt
-FROM user_upload
-JOIN upload ON user_upload.upload = upload.id""",
-        since=1,
-    ),
+    View("user_upload_complete", upload_complete(*UPLOAD_COMPLETE)),
+    View("user_upload_complete", upload_complete(*UPLOAD_COMPLETE, "upload.corrupt"), since=1),
 )
 
 VERSIONS: tuple[str, ...] = ("00", "01", "02")
