@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import functools
 import mimetypes
+import os
 import re
 from email.utils import format_datetime, parsedate_to_datetime
 from urllib.parse import quote
@@ -19,7 +21,13 @@ RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
 
 
 def content_type(filename: str) -> str:
-    kind, _ = mimetypes.guess_type(filename, strict=False)
+    return type_of_extension(os.path.splitext(filename)[1].lower())
+
+
+@functools.lru_cache(maxsize=1024)
+def type_of_extension(extension: str) -> str:
+    # Cached by extension: names are nearly all different, extensions are few (a hot path of DRS metadata).
+    kind, _ = mimetypes.guess_type(f"x{extension}", strict=False)
     return kind or "application/octet-stream"
 
 

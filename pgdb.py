@@ -17,21 +17,28 @@ QUERIES = load_queries()
 CHANNEL = "drsbox_jobs"
 
 
+def translate(error: Exception) -> Exception:
+    """asyncpg's exceptions become the database module's, the ones the memory backend raises too."""
+    if isinstance(error, asyncpg.UniqueViolationError):
+        return UniqueViolation(str(error))
+    if isinstance(error, asyncpg.ForeignKeyViolationError):
+        return ForeignKeyViolation(str(error))
+    # InterfaceError's subclasses (DataError, ...) are bad input, not a lost connection.
+    lost = type(error) is asyncpg.InterfaceError or isinstance(
+        error, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.CannotConnectNowError
+    )
+    return Unavailable(str(error)) if lost else error
+
+
 @asynccontextmanager
 async def translate_errors() -> AsyncIterator[None]:
-    """asyncpg's exceptions become the database module's, the ones the memory backend raises too."""
     try:
         yield
-    except asyncpg.UniqueViolationError as error:
-        raise UniqueViolation(str(error)) from error
-    except asyncpg.ForeignKeyViolationError as error:
-        raise ForeignKeyViolation(str(error)) from error
-    except asyncpg.InterfaceError as error:
-        if type(error) is not asyncpg.InterfaceError:
-            raise  # its subclasses (DataError, ...) are bad input, not a lost connection
-        raise Unavailable(str(error)) from error
-    except (OSError, TimeoutError, asyncpg.PostgresConnectionError, asyncpg.CannotConnectNowError) as error:
-        raise Unavailable(str(error)) from error
+    except Exception as error:
+        translated = translate(error)
+        if translated is error:
+            raise
+        raise translated from error
 
 
 async def init_connection(conn: asyncpg.Connection) -> None:
@@ -97,11 +104,16 @@ class PostgresDatabase:
 
     async def _run(self, name: str, *args: Any) -> Any:
         query = QUERIES[name]
-        async with translate_errors():
+        try:
             if self.conn is not None:
                 return await execute(self.conn, query.kind, query.sql, args)
             async with self.pool.acquire() as conn:
                 return await execute(conn, query.kind, query.sql, args)
+        except Exception as error:  # not `async with translate_errors()`: it costs µs on every query
+            translated = translate(error)
+            if translated is error:
+                raise
+            raise translated from error
 
     async def get_now(self) -> Row | None:
         return await self._run("get_now")

@@ -12,7 +12,7 @@ from contextlib import asynccontextmanager
 
 import uvicorn
 from starlette.applications import Starlette
-from starlette.routing import Mount
+from starlette.routing import Mount, Route
 
 import auth
 import errors
@@ -56,13 +56,16 @@ def create_app(
             if opened_db:
                 await app.state.db.close()
 
+    # DRS first: object lookups are the hot path (bench/drs_metadata.py), and no paths overlap. GET of one
+    # object also gets a route outside its Mount, which saves a router layer (other methods fall through).
     routes = [
+        *(Route(f"{base}/objects/{{object_id}}", drs.get_object, methods=["GET"]) for base in drs.BASES),
+        *(Mount(base, routes=drs.routes) for base in drs.BASES),
+        Mount("/api/ga4gh/drs/v1", routes=drs.routes),
         *health.routes,
         *files.routes,
         *uploads.routes,
         *imports.routes,
-        Mount("/ga4gh/drs/v1", routes=drs.routes),
-        Mount("/api/ga4gh/drs/v1", routes=drs.routes),
     ]
     app = Starlette(routes=routes, exception_handlers=errors.HANDLERS, lifespan=lifespan)  # type: ignore[arg-type]
     app.state.settings = settings

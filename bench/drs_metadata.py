@@ -23,6 +23,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -116,41 +117,71 @@ class Target:
 
 class CpuMeter:
     """CPU time over one run: the server, PostgreSQL (postmaster and its children), the load generator
-    (our waited-for children, i.e. wrk; or ourselves for the Python client) and whatever else the machine did."""
+    (our waited-for children, i.e. wrk; or ourselves for the Python client) and whatever else the machine did.
+
+    PostgreSQL's processes are polled while the run lasts: a backend can end mid-run (asyncpg's pool replaces a
+    connection after 50,000 queries) and take its time along; polling loses at most one interval of it."""
 
     def __init__(self, server_pid: int, postmaster_pid: int, self_client: bool) -> None:
         self.server_pid, self.postmaster_pid, self.self_client = server_pid, postmaster_pid, self_client
+        self.first: dict[int, float] = {}  # CPU seconds of each PostgreSQL process when the run started
+        self.last: dict[int, float] = {}  # and when last seen
+        self.done = threading.Event()
+        self.thread = threading.Thread(target=self.poll, daemon=True)
 
-    def read(self) -> dict[str, float]:
+    def totals(self) -> dict[str, float]:
         with open("/proc/stat") as stat:
             fields = [int(value) for value in stat.readline().split()[1:]]
         usage = resource.getrusage(resource.RUSAGE_SELF if self.self_client else resource.RUSAGE_CHILDREN)
         return {
             "machine": (sum(fields[:7]) - fields[3] - fields[4]) / TICK,  # user..softirq but idle, iowait (and steal)
-            "server": process_seconds(self.server_pid),
-            **{f"pg{pid}": process_seconds(pid) for pid in [self.postmaster_pid, *children(self.postmaster_pid)]},
+            "server": process_seconds(self.server_pid) or 0.0,
             "client": usage.ru_utime + usage.ru_stime,
             "wall": time.monotonic(),
         }
 
-    @staticmethod
-    def percent(before: dict[str, float], after: dict[str, float]) -> dict[str, float]:
-        wall = after["wall"] - before["wall"]
-        used = {name: 100 * (after[name] - before.get(name, 0.0)) / wall for name in after if name != "wall"}
-        # Per process: a backend that exits mid-run takes its time along (counted as "other"), and one that
-        # starts mid-run counts from zero.
-        used["postgres"] = sum(used.pop(name) for name in list(used) if name.startswith("pg"))
+    def poll(self) -> None:
+        while True:
+            self.last |= postgres_seconds(self.postmaster_pid)
+            if self.done.wait(0.2):
+                return
+
+    def __enter__(self) -> CpuMeter:
+        self.first = postgres_seconds(self.postmaster_pid)
+        self.last = dict(self.first)
+        self.before = self.totals()
+        self.thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.after = self.totals()
+        self.done.set()
+        self.thread.join()
+        self.last |= postgres_seconds(self.postmaster_pid)
+
+    def percent(self) -> dict[str, float]:
+        wall = self.after["wall"] - self.before["wall"]
+        used = {name: 100 * (self.after[name] - self.before[name]) / wall for name in self.after if name != "wall"}
+        # A process that started mid-run counts from zero.
+        used["postgres"] = 100 * sum(seconds - self.first.get(pid, 0.0) for pid, seconds in self.last.items()) / wall
         used["other"] = used.pop("machine") - used["server"] - used["postgres"] - used["client"]
         return used
 
 
-def process_seconds(pid: int) -> float:
+def process_seconds(pid: int) -> float | None:
+    """User plus system CPU seconds of a live process; None once it is gone."""
     try:
         with open(f"/proc/{pid}/stat") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
-    except FileNotFoundError:
-        return 0.0
+    except (FileNotFoundError, ProcessLookupError):
+        return None
     return (int(fields[11]) + int(fields[12])) / TICK  # utime, stime
+
+
+def postgres_seconds(postmaster_pid: int) -> dict[int, float]:
+    # A process that exits between the listing and the read is left out, not read as 0.
+    pids = [postmaster_pid, *children(postmaster_pid)]
+    return {pid: seconds for pid in pids if (seconds := process_seconds(pid)) is not None}
 
 
 def children(pid: int) -> list[int]:
@@ -236,13 +267,12 @@ class Load:
     postmaster_pid: int
 
     def run(self, target: Target, connections: int, seconds: int, seed: int) -> Sample:
-        meter = CpuMeter(target.pid, self.postmaster_pid, self_client=self.client == "python")
-        before = meter.read()
-        if self.client == "wrk":
-            sample = run_wrk(target, self.ids_file, self.script, connections, seconds, seed)
-        else:
-            sample = asyncio.run(python_client(target.port, target.prefix, self.ids, connections, seconds, seed))
-        sample.cpu = CpuMeter.percent(before, meter.read())
+        with CpuMeter(target.pid, self.postmaster_pid, self_client=self.client == "python") as meter:
+            if self.client == "wrk":
+                sample = run_wrk(target, self.ids_file, self.script, connections, seconds, seed)
+            else:
+                sample = asyncio.run(python_client(target.port, target.prefix, self.ids, connections, seconds, seed))
+        sample.cpu = meter.percent()
         return sample
 
 

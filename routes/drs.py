@@ -21,6 +21,7 @@ from settings import Settings
 
 OBJECT_ID = re.compile(r"^[A-Za-z0-9._~-]+$")
 PRESIGNED = "presigned"
+BASES = ("/ga4gh/drs/v1", "/api/ga4gh/drs/v1")  # PWB serves both
 VERSION = "0.1.0"
 
 
