@@ -61,7 +61,6 @@ def create_app(
     routes = [
         *(Route(f"{base}/objects/{{object_id}}", drs.get_object, methods=["GET"]) for base in drs.BASES),
         *(Mount(base, routes=drs.routes) for base in drs.BASES),
-        Mount("/api/ga4gh/drs/v1", routes=drs.routes),
         *health.routes,
         *files.routes,
         *uploads.routes,

@@ -1,6 +1,7 @@
 """Transfer benchmark: drsbox's upload and download throughput against yardsticks on the same file.
 
 Not a test: it prints a table. `.venv/bin/python bench/transfer.py --size-mib 256 --runs 3`; see bench/README.md.
+`--storage local,s3` adds drsbox over S3 (moto's standalone server on loopback) next to boto3's own PUT and GET.
 """
 
 from __future__ import annotations
@@ -34,6 +35,9 @@ DRS_DATA = "/ga4gh/drs/v1/objects/{id}/access/https/data"
 RAW_UPLOAD = "/api/v1/uploads?filename=bench-{index}.bin"
 # --noproxy: a proxy set in the environment must never see (or slow down) benchmark traffic.
 CURL = ["curl", "-s", "--noproxy", "*", "-w", "%{time_total} %{http_code} %{size_download}"]
+BUCKET = "bench"
+S3_PART = 8 * MiB  # drsbox's multipart part size (objectstore.PART), for boto3's uploads too
+LOOPBACK = {"NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}  # for botocore and aiohttp
 
 
 class BenchError(Exception):
@@ -102,11 +106,28 @@ class Case:
     server: Server | None = None
     sink: Path | None = None  # emptied before each run, so every run does the full write (and commit) path
     requests: int = 1
+    endpoint: Endpoint | None = None  # the S3 endpoint whose RSS is watched too
+    clear: Callable[[], None] | None = None  # empties its S3 prefix before each run, as `sink` does a dir
     seconds: list[float] = field(default_factory=list)
     peaks: list[float] = field(default_factory=list)
+    endpoint_peaks: list[float] = field(default_factory=list)
 
     def rates(self) -> list[float]:
         return [self.nbytes / seconds / 1e6 for seconds in self.seconds]
+
+
+@dataclass
+class Endpoint:
+    """moto's standalone S3 server (tests/s3.py) and a boto3 client of it in the bench process."""
+
+    moto: Any
+    client: Any
+    idle_rss: list[float] = field(default_factory=list)
+    leftovers: list[str] = field(default_factory=list)  # unfinished uploads or temp objects found before a run
+
+    @property
+    def pid(self) -> int:
+        return int(self.moto.process.pid)
 
 
 @dataclass(frozen=True)
@@ -194,9 +215,11 @@ def multipart_upload(bench: Bench, server: Server) -> Callable[[int], float]:
     return upload(bench, server, path, args, lambda reply: reply["file"][0])
 
 
-def download(bench: Bench, server: Server, path: str) -> Callable[[int], float]:
+def download(bench: Bench, server: Server, path: str, follow: bool = False) -> Callable[[int], float]:
     def run(index: int) -> float:
-        seconds, status, size = curl(["-o", "/dev/null"], server.url + path.format(id=server.last_id))
+        # -L follows drsbox's 302 to the presigned URL; the status and size are then the store's answer.
+        args = ["-o", "/dev/null", *(["-L"] if follow else [])]
+        seconds, status, size = curl(args, server.url + path.format(id=server.last_id))
         if (status, size) != (200, bench.size):
             raise BenchError(f"{server.name} GET {path}: HTTP {status}, {size} bytes")
         return seconds
@@ -275,6 +298,90 @@ def build_cases(bench: Bench, fsync: Server, nofsync: Server, mini: Server) -> d
     }
 
 
+def boto3_put(bench: Bench, endpoint: Endpoint, key: str) -> Callable[[int], float]:
+    """boto3's managed upload (multipart in drsbox's part size, its default 10 threads): the endpoint's PUT rate."""
+    from boto3.s3.transfer import TransferConfig
+
+    config = TransferConfig(multipart_threshold=S3_PART, multipart_chunksize=S3_PART)
+
+    def run(index: int) -> float:
+        started = time.perf_counter()
+        endpoint.client.upload_file(str(bench.file), BUCKET, key, Config=config)
+        seconds = time.perf_counter() - started
+        stored = endpoint.client.head_object(Bucket=BUCKET, Key=key)["ContentLength"]
+        if stored != bench.size:
+            raise BenchError(f"boto3 upload_file stored {stored} bytes, not {bench.size}")
+        return seconds
+
+    return run
+
+
+def boto3_get(bench: Bench, endpoint: Endpoint, key: str) -> Callable[[int], float]:
+    """One streamed GetObject read in 1 MiB chunks and dropped, as drsbox's proxied download reads the store."""
+
+    def run(index: int) -> float:
+        started, got = time.perf_counter(), 0
+        body = endpoint.client.get_object(Bucket=BUCKET, Key=key)["Body"]
+        for chunk in body.iter_chunks(MiB):
+            got += len(chunk)
+        seconds = time.perf_counter() - started
+        if got != bench.size:
+            raise BenchError(f"boto3 get_object read {got} bytes, not {bench.size}")
+        return seconds
+
+    return run
+
+
+def clear_prefix(endpoint: Endpoint, prefix: str) -> Callable[[], None]:
+    """Deletes every object under the prefix and aborts its unfinished multipart uploads (noting any found)."""
+
+    def clear() -> None:
+        client = endpoint.client
+        uploads = client.list_multipart_uploads(Bucket=BUCKET, Prefix=prefix).get("Uploads", [])
+        for upload in uploads:
+            client.abort_multipart_upload(Bucket=BUCKET, Key=upload["Key"], UploadId=upload["UploadId"])
+        keys = [item["Key"] for item in client.list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
+        if keys:
+            client.delete_objects(Bucket=BUCKET, Delete={"Objects": [{"Key": key} for key in keys]})
+        endpoint.leftovers += [upload["Key"] + " (unfinished upload)" for upload in uploads]
+        endpoint.leftovers += [key for key in keys if "/.tmp/" in key]
+
+    return clear
+
+
+def build_s3_cases(bench: Bench, endpoint: Endpoint, proxied: Server, presigned: Server) -> dict[str, Case]:
+    size, direct = bench.size, "direct/file.bin"
+    # Each upload case empties its own prefix: the downloads after it fetch what this run's uploads left there.
+    return {
+        "s3-raw": Case(
+            "drsbox S3 raw upload",
+            raw_upload(bench, proxied, RAW_UPLOAD),
+            size,
+            proxied,
+            endpoint=endpoint,
+            clear=clear_prefix(endpoint, "drsbox/"),
+        ),
+        "s3-put": Case(
+            "boto3 upload_file (8 MiB parts)",
+            boto3_put(bench, endpoint, direct),
+            size,
+            endpoint=endpoint,
+            clear=clear_prefix(endpoint, "direct/"),
+        ),
+        "s3-down": Case(
+            "drsbox S3 DRS download (proxied)", download(bench, proxied, DRS_DATA), size, proxied, endpoint=endpoint
+        ),
+        "s3-presigned": Case(
+            "drsbox S3 download (302, curl -L)",
+            download(bench, presigned, DRS_DATA, follow=True),
+            size,
+            presigned,
+            endpoint=endpoint,
+        ),
+        "s3-get": Case("boto3 get_object (streamed)", boto3_get(bench, endpoint, direct), size, endpoint=endpoint),
+    }
+
+
 def empty(sink: Path) -> None:
     for path in sink.iterdir():
         if path.is_file():
@@ -287,10 +394,15 @@ def measure(cases: list[Case], runs: int) -> None:
         for case in cases:
             if case.sink is not None:
                 empty(case.sink)
+            if case.clear is not None:
+                case.clear()
             os.sync()  # earlier cases' writeback must not land on this one's clock
-            with RssPeak(None if case.server is None else case.server.pid) as rss:
+            server_pid = None if case.server is None else case.server.pid
+            endpoint_pid = None if case.endpoint is None else case.endpoint.pid
+            with RssPeak(server_pid) as rss, RssPeak(endpoint_pid) as endpoint_rss:
                 case.seconds.append(case.run(index))
             case.peaks.append(rss.peak)
+            case.endpoint_peaks.append(endpoint_rss.peak)
             print(f"  run {index + 1}/{runs}  {case.name:<34}{case.rates()[-1]:7.0f} MB/s", file=sys.stderr, flush=True)
 
 
@@ -326,6 +438,31 @@ def drsbox(bench: Bench, name: str, fsync: bool) -> Server:
     return Server(name, [sys.executable, "server.py"], env, port, store)
 
 
+def start_endpoint(bench: Bench) -> Endpoint:
+    sys.path.insert(0, str(ROOT / "tests"))
+    import s3  # tests/s3.py; imported here, so that local-only runs need neither moto nor boto3
+
+    os.environ.update(LOOPBACK)  # the bench process's boto3 client
+    temp = bench.work / "moto"  # moto spools each object above a few MiB to a temporary file: the bench's disk
+    temp.mkdir()
+    moto = s3.Moto(free_port(), {"TMPDIR": str(temp), **LOOPBACK})
+    moto.start()
+    endpoint = Endpoint(moto, moto.client())
+    endpoint.client.create_bucket(Bucket=BUCKET)
+    endpoint.idle_rss.append(rss_mib(endpoint.pid))
+    return endpoint
+
+
+def drsbox_s3(bench: Bench, endpoint: Endpoint, name: str, presign: bool) -> Server:
+    port, sink = free_port(), bench.work / name  # sink: only the log's place; the bytes go to the bucket
+    sink.mkdir()
+    env = {"HOST": "127.0.0.1", "PORT": str(port), "DEV_TOKEN": bench.token, "UFS_STORAGE": f"s3://{BUCKET}/drsbox"}
+    env |= {"UFS_PRESIGN": str(presign).lower(), "DATABASE_URL": "", "LOG_LEVEL": "warning", **LOOPBACK}
+    env |= {"AWS_ENDPOINT_URL": endpoint.moto.url, "AWS_ACCESS_KEY_ID": "test", "AWS_SECRET_ACCESS_KEY": "test"}
+    env |= {"AWS_DEFAULT_REGION": "us-east-1"}
+    return Server(name, [sys.executable, "server.py"], env, port, sink)
+
+
 def minimal(bench: Bench) -> Server:
     port, sink = free_port(), bench.work / "minimal"
     sink.mkdir()
@@ -341,7 +478,7 @@ def installed(name: str) -> str:
         return f"no {name}"
 
 
-def print_header(args: argparse.Namespace, bench: Bench, load: float) -> None:
+def print_header(args: argparse.Namespace, bench: Bench, load: float, endpoint: Endpoint | None) -> None:
     with open("/proc/cpuinfo") as cpuinfo:
         cpu = next((line.split(":", 1)[1].strip() for line in cpuinfo if line.startswith("model name")), "?")
     print(f"command: {shlex.join([sys.executable, *sys.argv])}")
@@ -349,17 +486,23 @@ def print_header(args: argparse.Namespace, bench: Bench, load: float) -> None:
     print(f"servers: {installed('uvicorn')}, {installed('uvloop')}, {installed('httptools')}, {installed('starlette')}")
     print(f"file:    {bench.size // MiB} MiB of random bytes in {bench.work} ({fs_type(bench.work)})")
     print(f"runs:    {args.runs} interleaved; ranges: {bench.ranges} x 1 MiB per run; MB = 1e6 bytes")
+    if endpoint is not None:
+        print(f"s3:      moto_server ({installed('moto')}) at {endpoint.moto.url}, bucket {BUCKET}; drsbox: ", end="")
+        print(f"{installed('aiobotocore')}; yardsticks: {installed('boto3')}; storage: {','.join(args.storage)}")
     print(f"load:    {load:.2f} before, {os.getloadavg()[0]:.2f} after (1-minute load average)")
 
 
 def print_table(cases: dict[str, Case]) -> None:
-    print(f"\n{'case':<34}{'median MB/s':>12}{'min-max MB/s':>14}{'req/s':>8}{'peak RSS MiB':>14}")
+    s3 = any(case.endpoint is not None for case in cases.values())
+    endpoint_column = f"{'S3 peak RSS':>13}" if s3 else ""
+    print(f"\n{'case':<34}{'median MB/s':>12}{'min-max MB/s':>14}{'req/s':>8}{'peak RSS MiB':>14}{endpoint_column}")
     for case in cases.values():
         rates = case.rates()
         spread = f"{min(rates):.0f}-{max(rates):.0f}"
         requests = f"{case.requests / statistics.median(case.seconds):.1f}" if case.requests > 1 else "-"
         peak = f"{max(case.peaks):.1f}" if case.server is not None else "-"
-        print(f"{case.name:<34}{statistics.median(rates):>12.0f}{spread:>14}{requests:>8}{peak:>14}")
+        endpoint_peak = "" if not s3 else f"{max(case.endpoint_peaks):>13.0f}" if case.endpoint else f"{'-':>13}"
+        print(f"{case.name:<34}{statistics.median(rates):>12.0f}{spread:>14}{requests:>8}{peak:>14}{endpoint_peak}")
 
 
 RATIOS = [
@@ -368,21 +511,40 @@ RATIOS = [
     ("drsbox multipart / raw upload (both fsync)", "multipart", "raw", 0.8),
     ("drsbox DRS download / FileResponse", "drs-down", "min-down", 0.8),
     ("drsbox DRS ranges / FileResponse ranges", "drs-ranges", "min-ranges", 0.8),
+    # No targets over S3: drsbox's upload does more than the yardstick (a server-side copy to the sha256 key).
+    ("drsbox S3 raw upload / boto3 upload_file", "s3-raw", "s3-put", None),
+    ("drsbox S3 DRS download / boto3 get_object", "s3-down", "s3-get", None),
+    ("drsbox S3 presigned (curl -L) / boto3 get_object", "s3-presigned", "s3-get", None),
 ]
 
 
-def print_ratios(cases: dict[str, Case], servers: list[Server]) -> None:
+def print_ratios(cases: dict[str, Case], servers: list[Server], endpoint: Endpoint | None) -> None:
     print(f"\n{'ratio of medians':<48}{'value':>7}  target")
     for label, top, bottom, target in RATIOS:
+        if top not in cases:
+            continue  # that storage was not benchmarked
         value = statistics.median(cases[top].rates()) / statistics.median(cases[bottom].rates())
-        print(f"{label:<48}{value:>7.2f}  >= {target:<5} {'ok' if value >= target else 'MISSED'}")
-    peak = max(max(case.peaks) for case in cases.values() if case.server and case.server.name.startswith("drsbox"))
-    print(f"{'drsbox peak RSS during a transfer (MiB)':<48}{peak:>7.1f}  < 100    {'ok' if peak < 100 else 'MISSED'}")
+        verdict = "-" if target is None else f">= {target:<5} {'ok' if value >= target else 'MISSED'}"
+        print(f"{label:<48}{value:>7.2f}  {verdict}")
+    served = [case for case in cases.values() if case.server and case.server.name.startswith("drsbox")]
+    for label, s3 in [("drsbox peak RSS during a transfer (MiB)", False), ("drsbox over S3: peak RSS (MiB)", True)]:
+        peaks = [max(case.peaks) for case in served if (case.endpoint is not None) == s3]
+        if peaks:
+            print(f"{label:<48}{max(peaks):>7.1f}  < 100    {'ok' if max(peaks) < 100 else 'MISSED'}")
     for server in servers:
         print(f"{server.name} idle RSS: {server.idle_rss[0]:.1f} MiB after start, {server.idle_rss[-1]:.1f} after runs")
+    if endpoint is not None:
+        peak = max(max(case.endpoint_peaks) for case in cases.values() if case.endpoint is not None)
+        rss = endpoint.idle_rss
+        print(f"moto_server RSS: {rss[0]:.0f} MiB after start, {rss[-1]:.0f} after runs, {peak:.0f} at its peak")
 
 
-def print_oddities(servers: list[Server]) -> None:
+def print_oddities(servers: list[Server], endpoint: Endpoint | None) -> None:
+    if endpoint is not None:
+        endpoint.leftovers += [f"{key} (at the end)" for key in s3_leftovers(endpoint)]
+        if endpoint.leftovers:
+            first = endpoint.leftovers[0]
+            print(f"ODD: {len(endpoint.leftovers)} unfinished uploads or temporary objects in the bucket: {first}, ...")
     for server in servers:
         left = list((server.sink / ".tmp").glob("*"))
         if left:
@@ -392,6 +554,14 @@ def print_oddities(servers: list[Server]) -> None:
             print(f"ODD: {server.name} logged {len(errors)} error lines, the first: {errors[0]} (see {server.log})")
 
 
+def s3_leftovers(endpoint: Endpoint) -> list[str]:
+    """drsbox's temporary objects and unfinished multipart uploads: none should outlive an upload request."""
+    client, temp = endpoint.client, "drsbox/.tmp/"
+    uploads = client.list_multipart_uploads(Bucket=BUCKET).get("Uploads", [])
+    objects = client.list_objects_v2(Bucket=BUCKET, Prefix=temp).get("Contents", [])
+    return [f"{upload['Key']} (unfinished upload)" for upload in uploads] + [item["Key"] for item in objects]
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description="drsbox transfer benchmark (see bench/README.md)")
     parser.add_argument("--size-mib", type=int, default=1024, help="test file size (default 1024)")
@@ -399,7 +569,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--ranges", type=int, default=256, help="1 MiB Range requests per ranged run (default 256)")
     parser.add_argument("--tmp-dir", help="parent of the work dir (default: the system temp dir unless it is tmpfs)")
     parser.add_argument("--keep", action="store_true", help="keep the work dir: file, stores, server logs")
-    return parser.parse_args(argv)
+    parser.add_argument(
+        "--storage", default="local", help="comma-separated: local, s3 (moto's server on loopback); default local"
+    )
+    args = parser.parse_args(argv)
+    chosen = [name.strip() for name in args.storage.split(",") if name.strip()]
+    if not chosen or not set(chosen) <= {"local", "s3"}:
+        parser.error(f"--storage takes local, s3 or local,s3, not {args.storage!r}")
+    args.storage = [name for name in ("local", "s3") if name in chosen]
+    return args
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -408,28 +586,50 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     load, work = os.getloadavg()[0], make_work_dir(args.tmp_dir)
     servers: list[Server] = []
+    endpoint: Endpoint | None = None
     try:
         print(f"writing {args.size_mib} MiB of random bytes to {work}", file=sys.stderr)
         sha256 = make_file(work / "file.bin", args.size_mib * MiB)
         ranges = min(args.ranges, args.size_mib)
         bench = Bench(work / "file.bin", args.size_mib * MiB, sha256, secrets.token_urlsafe(32), work, ranges)
-        servers = [drsbox(bench, "drsbox-fsync", True), drsbox(bench, "drsbox-nofsync", False), minimal(bench)]
-        for server in servers:
-            server.start()
-        cases = build_cases(bench, *servers)
+        cases: dict[str, Case] = {}
+        if "local" in args.storage:
+            local = [drsbox(bench, "drsbox-fsync", True), drsbox(bench, "drsbox-nofsync", False), minimal(bench)]
+            servers += local
+            for server in local:
+                server.start()
+            cases |= build_cases(bench, *local)
+        if "s3" in args.storage:
+            endpoint = start_endpoint(bench)
+            remote = [
+                drsbox_s3(bench, endpoint, "drsbox-s3", False),
+                drsbox_s3(bench, endpoint, "drsbox-s3-presign", True),
+            ]
+            servers += remote
+            for server in remote:
+                server.start()
+            # The presigning server's own record of the file (its memory database is its own): its download
+            # case then follows it to the blob that each run's upload through the other server puts back.
+            print("uploading the file once to drsbox-s3-presign for its record (untimed)", file=sys.stderr)
+            raw_upload(bench, remote[1], RAW_UPLOAD)(0)
+            cases |= build_s3_cases(bench, endpoint, *remote)
         measure(list(cases.values()), args.runs)
         for server in servers:
             server.idle_rss.append(rss_mib(server.pid))
-        print_header(args, bench, load)
+        if endpoint is not None:
+            endpoint.idle_rss.append(rss_mib(endpoint.pid))
+        print_header(args, bench, load, endpoint)
         print_table(cases)
-        print_ratios(cases, servers)
-        print_oddities(servers)
+        print_ratios(cases, servers, endpoint)
+        print_oddities(servers, endpoint)
     except BenchError as error:
         print(f"bench failed: {error}", file=sys.stderr)
         return 1
     finally:
         for server in servers:
             server.stop()
+        if endpoint is not None:
+            endpoint.moto.stop()
         if args.keep:
             print(f"kept {work}", file=sys.stderr)
         else:
