@@ -78,7 +78,7 @@ def run_case(kind: str, count: int, workers: int, loops: int, source: str) -> fl
         with ExitStack() as stack:
             for _ in range(workers):
                 stack.enter_context(processes.worker({**env, "LOG_LEVEL": "info"}))
-            asyncio.run(wait_done(url, count))
+            asyncio.run(wait_done(url, kind, count))
             elapsed = time.monotonic() - started
         return count / elapsed
 
