@@ -65,13 +65,19 @@ def server(env: dict[str, str], command: list[str] | None = None, ca: Path | Non
         wait_until_up(url, process, ca)
         yield Server(url, process, log)
     finally:
+        stop(process, log, 10)
+
+
+def stop(process: subprocess.Popen, log: Path, grace: float) -> None:
+    """SIGTERM, then SIGKILL after `grace` seconds; the log goes too."""
+    if process.poll() is None:
         process.terminate()
         try:
-            process.wait(10)
+            process.wait(grace)
         except subprocess.TimeoutExpired:
             process.kill()
             process.wait()
-        log.unlink(missing_ok=True)
+    log.unlink(missing_ok=True)
 
 
 @contextmanager
@@ -90,11 +96,4 @@ def worker(env: dict[str, str]) -> Iterator[Server]:
             time.sleep(0.05)
         yield Server("", process, log)
     finally:
-        if process.poll() is None:
-            process.terminate()
-            try:
-                process.wait(30)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
-        log.unlink(missing_ok=True)
+        stop(process, log, 30)
