@@ -41,6 +41,14 @@ async def issue_token(db: Database, username: str, token: str | None = None) -> 
 
 async def user_of(request: Request) -> UUID:
     """The caller's user id; raises Unauthorized when the credentials are missing or wrong."""
+    # Looked up once per request: a bulk DRS request checks it for every object.
+    if (known := getattr(request.state, "user", None)) is not None:
+        return known
+    request.state.user = await authenticate(request)
+    return request.state.user
+
+
+async def authenticate(request: Request) -> UUID:
     scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
     credentials = credentials.strip()
     if not credentials:
