@@ -41,14 +41,15 @@ class Worker:
         self.should_exit = asyncio.Event()
         self.wake = asyncio.Event()
         self.running: set[asyncio.Task[Any]] = set()
+        self.listener: Any = None
 
     async def run(self) -> None:
-        listener = await self.listen()
+        self.listener = await self.listen()
         try:
             await asyncio.gather(self.maintain(), *(self.loop(f"{self.name}/{n}") for n in range(self.loops)))
         finally:
-            if listener is not None:
-                await listener.close()
+            if self.listener is not None:
+                await self.listener.close()
 
     def stop(self) -> None:
         self.should_exit.set()
@@ -142,6 +143,8 @@ class Worker:
             # Memory mode's rows vanish on restart while its blobs stay: collecting there would lose files.
             periodic["gc"] = self.settings.gc_interval
         while not self.should_exit.is_set():
+            if self.listener is None or not self.listener.alive:
+                self.listener = await self.listen()  # the database restarted: listen again (polling meanwhile)
             try:
                 for rescued in await self.db.rescue_jobs(stale=self.settings.job_stale):
                     logger.warning("job %s had a dead worker: %s", rescued["id"], rescued["state"])
