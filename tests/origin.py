@@ -5,7 +5,7 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -65,15 +65,20 @@ class Handler(BaseHTTPRequestHandler):
 
 
 @contextmanager
-def origin(host: str = "127.0.0.2", files: dict[str, bytes] | None = None) -> Iterator[Any]:
-    server = ThreadingHTTPServer((host, free_port()), Handler)
+def serving(server: ThreadingHTTPServer) -> Iterator[Any]:
+    """Runs a configured server in a thread until the block ends."""
     server.daemon_threads = True
-    server.files = files or {}
-    server.url = f"http://{host}:{server.server_address[1]}"
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
     thread.start()
     try:
         yield server
     finally:
         server.shutdown()
         server.server_close()
+
+
+def origin(host: str = "127.0.0.2", files: dict[str, bytes] | None = None) -> AbstractContextManager[Any]:
+    server: Any = ThreadingHTTPServer((host, free_port()), Handler)
+    server.files = files or {}
+    server.url = f"http://{host}:{server.server_address[1]}"
+    return serving(server)

@@ -16,7 +16,7 @@ import sys
 import termios
 import threading
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
@@ -27,6 +27,7 @@ import pytest
 import processes
 from client import DrsboxError, Refused, file_as_path, file_as_stream, file_from_url, file_read_stream, upsert_file
 from conftest import ROOT
+from origin import serving
 
 SECRET = "client-test-secret"
 TOKEN = "client-test-token"
@@ -170,10 +171,8 @@ class OtherDrs(BaseHTTPRequestHandler):
         self.wfile.write(body)
 
 
-@contextmanager
-def other_drs(data: bytes, checksum: str | None, access_url: str | None = None) -> Iterator[Any]:
-    server = ThreadingHTTPServer(("127.0.0.2", 0), OtherDrs)
-    server.daemon_threads = True
+def other_drs(data: bytes, checksum: str | None, access_url: str | None = None) -> AbstractContextManager[Any]:
+    server: Any = ThreadingHTTPServer(("127.0.0.2", 0), OtherDrs)
     server.url = f"http://127.0.0.2:{server.server_address[1]}"
     server.uri = f"drs://127.0.0.2:{server.server_address[1]}/obj"
     server.paths, server.data = [], data
@@ -182,13 +181,7 @@ def other_drs(data: bytes, checksum: str | None, access_url: str | None = None) 
     access = [{"type": "https", "access_id": "a1"}]
     server.object = {"id": "obj", "name": "../remote.csv", "size": len(data), "checksums": checksums}
     server.object["access_methods"] = access
-    thread = threading.Thread(target=server.serve_forever, args=(0.05,), daemon=True)
-    thread.start()
-    try:
-        yield server
-    finally:
-        server.shutdown()
-        server.server_close()
+    return serving(server)
 
 
 def test_another_drs_server_is_read_only_when_allowed(monkeypatch: pytest.MonkeyPatch) -> None:
